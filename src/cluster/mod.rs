@@ -1,0 +1,291 @@
+//! The cluster side: connect through a kubeconfig context (or in-cluster), read the target
+//! workload and the Perses config behind it, and write the managed volumes with server-side
+//! apply (field manager `perses-oci`), for real or as a dry run.
+
+pub mod observe;
+
+use crate::model::{FIELD_MANAGER, Target, WorkloadKind};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot load kubeconfig{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Kubeconfig {
+        path: Option<PathBuf>,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("context {context:?} not found in the kubeconfig (known: {})", known.join(", "))]
+    UnknownContext { context: String, known: Vec<String> },
+    #[error("no kubeconfig found and not running in a pod: {source}")]
+    InCluster {
+        #[source]
+        source: kube::config::InClusterError,
+    },
+    #[error("cannot create a client for context {context:?}: {source}")]
+    Client {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{kind} {namespace}/{name} not found (context {context})")]
+    NotFound {
+        context: String,
+        namespace: String,
+        kind: String,
+        name: String,
+    },
+    #[error(
+        "container {container:?} not found in {workload} in namespace {namespace} (context {context}; containers: {})",
+        containers.join(", ")
+    )]
+    ContainerNotFound {
+        context: String,
+        namespace: String,
+        workload: String,
+        container: String,
+        containers: Vec<String>,
+    },
+    #[error("forbidden (context {context}): {message}; RBAC: {user} needs verb {verb:?} on {resource} in namespace {namespace}")]
+    Forbidden {
+        context: String,
+        user: String,
+        verb: String,
+        resource: String,
+        namespace: String,
+        message: String,
+    },
+    #[error(
+        "conflict (context {context}): the fields perses-oci writes are owned by field manager{} {}; re-run with --force-conflicts to take them over ({message})",
+        if managers.len() > 1 { "s" } else { "" },
+        managers.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    Conflict {
+        context: String,
+        managers: Vec<String>,
+        message: String,
+    },
+    #[error("the API server of context {context} is unreachable: {message}")]
+    Unreachable { context: String, message: String },
+    #[error("API server of context {context} refused {what}: {code} {reason}: {message}")]
+    Api {
+        context: String,
+        what: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("unexpected answer from the API server of context {context}: {message}")]
+    Unexpected { context: String, message: String },
+}
+
+/// A connection to one cluster (one kubeconfig context).
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: kube::Client,
+    /// The context name used, for messages (`in-cluster` in a pod).
+    pub context: String,
+    /// The kubeconfig user of the context, for RBAC messages.
+    pub user: String,
+}
+
+/// Which kubeconfig to read: an explicit file, else `$KUBECONFIG` / `~/.kube/config`; with
+/// neither present and `KUBERNETES_SERVICE_HOST` set, the pod's service account.
+pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Cluster, ClusterError> {
+    let kc = match kubeconfig {
+        Some(p) => Some(Kubeconfig::read_from(p).map_err(|source| ClusterError::Kubeconfig {
+            path: Some(p.to_path_buf()),
+            source,
+        })?),
+        None => {
+            let default_exists = std::env::var_os("KUBECONFIG").is_some()
+                || home_kubeconfig().is_some_and(|p| p.exists());
+            if default_exists || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+                Some(Kubeconfig::read().map_err(|source| ClusterError::Kubeconfig { path: None, source })?)
+            } else {
+                None
+            }
+        }
+    };
+    let Some(kc) = kc else {
+        let config = kube::Config::incluster().map_err(|source| ClusterError::InCluster { source })?;
+        let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+            context: "in-cluster".into(),
+            source,
+        })?;
+        return Ok(Cluster {
+            client,
+            context: "in-cluster".into(),
+            user: "the pod's service account".into(),
+        });
+    };
+    let name = context
+        .map(str::to_string)
+        .or_else(|| kc.current_context.clone())
+        .unwrap_or_default();
+    let Some(named) = kc.contexts.iter().find(|c| c.name == name) else {
+        return Err(ClusterError::UnknownContext {
+            context: name,
+            known: kc.contexts.iter().map(|c| c.name.clone()).collect(),
+        });
+    };
+    let user = named
+        .context
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_else(|| "the context's user".into());
+    let opts = KubeConfigOptions {
+        context: Some(name.clone()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .map_err(|source| ClusterError::Kubeconfig { path: kubeconfig.map(Path::to_path_buf), source })?;
+    let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+        context: name.clone(),
+        source,
+    })?;
+    Ok(Cluster {
+        client,
+        context: name,
+        user: format!("user {user:?}"),
+    })
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config"))
+}
+
+pub fn api_resource(kind: WorkloadKind) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("apps", "v1", kind.api_kind());
+    let plural = match kind {
+        WorkloadKind::StatefulSet => "statefulsets",
+        WorkloadKind::Deployment => "deployments",
+    };
+    ApiResource::from_gvk_with_plural(&gvk, plural)
+}
+
+impl Cluster {
+    fn workloads(&self, target: &Target) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &target.namespace, &api_resource(target.workload.kind))
+    }
+
+    /// Turns a kube error into one that names the context, the object and, for 403, the verb.
+    pub fn error(&self, e: kube::Error, verb: &str, resource: &str, namespace: &str, name: &str) -> ClusterError {
+        match e {
+            kube::Error::Api(s) if s.code == 403 => ClusterError::Forbidden {
+                context: self.context.clone(),
+                user: self.user.clone(),
+                verb: verb.into(),
+                resource: resource.into(),
+                namespace: namespace.into(),
+                message: s.message.clone(),
+            },
+            kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound {
+                context: self.context.clone(),
+                namespace: namespace.into(),
+                kind: resource.trim_end_matches('s').into(),
+                name: name.into(),
+            },
+            kube::Error::Api(s) if s.code == 409 && verb == "patch" => ClusterError::Conflict {
+                context: self.context.clone(),
+                managers: conflict_managers(&s),
+                message: s.message.clone(),
+            },
+            kube::Error::Api(s) => ClusterError::Api {
+                context: self.context.clone(),
+                what: format!("{verb} {resource} {namespace}/{name}"),
+                code: s.code,
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            other => ClusterError::Unreachable {
+                context: self.context.clone(),
+                message: crate::registry::error_chain(&other),
+            },
+        }
+    }
+
+    /// `(major, minor)` of the API server.
+    pub async fn server_version(&self) -> Result<(u32, u32), ClusterError> {
+        let info = self.client.apiserver_version().await.map_err(|e| ClusterError::Unreachable {
+            context: self.context.clone(),
+            message: crate::registry::error_chain(&e),
+        })?;
+        let num = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
+        Ok((num(&info.major), num(&info.minor)))
+    }
+
+    /// The whole workload object as JSON.
+    pub async fn get_workload(&self, target: &Target) -> Result<Value, ClusterError> {
+        let api = self.workloads(target);
+        let resource = api_resource(target.workload.kind).plural;
+        let obj = api
+            .get(&target.workload.name)
+            .await
+            .map_err(|e| self.error(e, "get", &resource, &target.namespace, &target.workload.name))?;
+        serde_json::to_value(obj).map_err(|e| ClusterError::Unexpected {
+            context: self.context.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a ConfigMap key (the Perses config behind `--config`).
+    pub async fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ClusterError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let cm = api
+            .get_opt(name)
+            .await
+            .map_err(|e| self.error(e, "get", "configmaps", namespace, name))?;
+        Ok(cm.and_then(|c| c.data).and_then(|mut d| d.remove(key)))
+    }
+
+    /// Server-side apply of `body` with field manager perses-oci. `dry_run` asks the server what
+    /// it would store without storing it.
+    pub async fn apply(&self, target: &Target, body: &Value, dry_run: bool, force: bool) -> Result<Value, ClusterError> {
+        let api = self.workloads(target);
+        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            pp = pp.force();
+        }
+        if dry_run {
+            pp = pp.dry_run();
+        }
+        let resource = api_resource(target.workload.kind).plural;
+        let obj = api
+            .patch(&target.workload.name, &pp, &Patch::Apply(body))
+            .await
+            .map_err(|e| self.error(e, "patch", &resource, &target.namespace, &target.workload.name))?;
+        serde_json::to_value(obj).map_err(|e| ClusterError::Unexpected {
+            context: self.context.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The managers named in a server-side apply conflict (`conflict with "helm" using apps/v1`).
+pub fn conflict_managers(s: &kube::core::Status) -> Vec<String> {
+    let mut texts = vec![s.message.clone()];
+    if let Some(d) = &s.details {
+        texts.extend(d.causes.iter().map(|c| c.message.clone()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in texts {
+        let mut rest = t.as_str();
+        while let Some(i) = rest.find("conflict with \"") {
+            rest = &rest[i + "conflict with \"".len()..];
+            if let Some(j) = rest.find('"') {
+                let m = rest[..j].to_string();
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+                rest = &rest[j..];
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,408 @@
+//! The plain data model: what an environment asks for (Desired), what the cluster and registry
+//! hold (Observed), and what would change (Plan). No I/O and no computation beyond accessors:
+//! `crate::plan` computes plans, `crate::render` draws them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// The field manager perses-oci writes with, and looks for in `managedFields`.
+pub const FIELD_MANAGER: &str = "perses-oci";
+
+/// The kind of workload an environment targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    StatefulSet,
+    Deployment,
+}
+
+impl WorkloadKind {
+    pub fn api_kind(self) -> &'static str {
+        match self {
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::Deployment => "Deployment",
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::Deployment => "deployment",
+        }
+    }
+}
+
+/// `statefulset/NAME` or `deployment/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    pub name: String,
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Where an environment's artifacts are mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Kubeconfig context; `None` means the current context.
+    pub context: Option<String>,
+    pub namespace: String,
+    pub workload: WorkloadRef,
+    pub container: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ctx = self.context.as_deref().unwrap_or("(current context)");
+        write!(
+            f,
+            "{ctx} {}/{} container {}",
+            self.namespace, self.workload, self.container
+        )
+    }
+}
+
+/// Image volume pull policy, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub const ALL: [PullPolicy; 3] = [
+        PullPolicy::Always,
+        PullPolicy::IfNotPresent,
+        PullPolicy::Never,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PullPolicy> {
+        PullPolicy::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for PullPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the image reference is written into the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pin {
+    /// `repo:tag@sha256:...`: what a node mounts cannot change under a moved tag.
+    #[default]
+    Digest,
+    /// `repo:tag`.
+    Tag,
+}
+
+/// One artifact as the environment file asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSpec {
+    /// The volume name (DNS-1123 label).
+    pub name: String,
+    /// Repository, without tag.
+    pub image: String,
+    pub tag: String,
+    pub pull_policy: Option<PullPolicy>,
+    pub mount_path: String,
+    pub sub_path: Option<String>,
+    pub pin: Pin,
+}
+
+impl ArtifactSpec {
+    /// `image:tag`.
+    pub fn tag_reference(&self) -> String {
+        format!("{}:{}", self.image, self.tag)
+    }
+}
+
+/// Registry settings of an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RegistrySettings {
+    /// Registries (`host[:port]`) reached over plain HTTP.
+    pub insecure: Vec<String>,
+    /// An extra CA bundle (absolute, resolved against the project directory).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One environment file, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    /// The environment's name: the file name without `.toml`.
+    pub env: String,
+    pub file: PathBuf,
+    /// sha256 of the file's bytes, recorded in plan files.
+    pub file_sha256: String,
+    pub target: Target,
+    pub artifacts: Vec<ArtifactSpec>,
+    pub registry: RegistrySettings,
+}
+
+/// The managed fields of one image volume and its mount: exactly what perses-oci compares and
+/// writes. Everything else of the workload is out of scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactState {
+    pub reference: String,
+    pub pull_policy: Option<String>,
+    /// `None` when the volume exists but the container does not mount it.
+    pub mount_path: Option<String>,
+    pub sub_path: Option<String>,
+}
+
+/// An image volume found in the live workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveArtifact {
+    pub name: String,
+    pub state: ArtifactState,
+    /// Field managers that own the managed values (image reference and pull policy, the
+    /// mount's subPath), from managedFields.
+    pub owners: Vec<String>,
+    /// perses-oci's own managedFields entry lists this volume: perses-oci applied it before.
+    pub applied_by_us: bool,
+    /// When the managed values were last written, and by whom (the newest owner entry).
+    pub last_write: Option<LastWrite>,
+}
+
+/// The newest managedFields entry among a volume's owners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastWrite {
+    pub manager: String,
+    pub operation: String,
+    pub time: Option<String>,
+}
+
+impl LiveArtifact {
+    pub fn owned_by_us(&self) -> bool {
+        self.owners.iter().any(|o| o == FIELD_MANAGER)
+    }
+    /// The managers other than perses-oci that own part of it.
+    pub fn other_owners(&self) -> Vec<String> {
+        self.owners
+            .iter()
+            .filter(|o| *o != FIELD_MANAGER)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A volume mount of the target container (any volume, for clash checks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveMount {
+    pub volume: String,
+    pub mount_path: String,
+}
+
+/// What the cluster holds for one environment's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub resource_version: String,
+    pub generation: i64,
+    /// `major.minor` of the API server, e.g. (1, 35).
+    pub server_version: (u32, u32),
+    /// Image volumes of the pod template, mounted by the target container or not.
+    pub artifacts: Vec<LiveArtifact>,
+    /// All volume mounts of the target container.
+    pub mounts: Vec<LiveMount>,
+    /// Provisioning folders of the Perses config (`None`: could not be read).
+    pub provisioning_folders: Option<Vec<String>>,
+}
+
+/// The tag of one artifact resolved in its registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub name: String,
+    pub digest: String,
+}
+
+/// What happens to one artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Add,
+    Update,
+    Remove,
+}
+
+impl Action {
+    pub fn symbol(self) -> char {
+        match self {
+            Action::Add => '+',
+            Action::Update => '~',
+            Action::Remove => '-',
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Add => "add",
+            Action::Update => "update",
+            Action::Remove => "remove",
+        }
+    }
+}
+
+/// Why a change happens. Closed: every change has at least one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The workload has no such volume yet.
+    NotPresent,
+    /// The repository or the tag differs.
+    TagChanged { from: String, to: String },
+    /// Same tag, but the registry now resolves it to another digest.
+    TagMoved { from: String, to: String },
+    /// Same tag and content, written as `repo:tag` instead of `repo:tag@digest` or back.
+    PinChanged { to: Pin },
+    PullPolicyChanged,
+    MountMoved,
+    /// The managed fields were last written by another field manager.
+    ChangedOutside { manager: String },
+    /// perses-oci applied it earlier and the environment file no longer has it.
+    RemovedFromConfig,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotPresent => f.write_str("not in the workload yet"),
+            Reason::TagChanged { from, to } => write!(f, "tag changed ({from} -> {to})"),
+            Reason::TagMoved { from, to } => {
+                write!(f, "tag moved in the registry ({} -> {})", short(from), short(to))
+            }
+            Reason::PinChanged { to: Pin::Digest } => f.write_str("pin the digest (pin = \"digest\")"),
+            Reason::PinChanged { to: Pin::Tag } => f.write_str("drop the digest pin (pin = \"tag\")"),
+            Reason::PullPolicyChanged => f.write_str("pull policy changed"),
+            Reason::MountMoved => f.write_str("mount moved"),
+            Reason::ChangedOutside { manager } => {
+                write!(f, "changed outside perses-oci (by field manager {manager:?})")
+            }
+            Reason::RemovedFromConfig => f.write_str("no longer in the environment file"),
+        }
+    }
+}
+
+/// `sha256:0123456789ab` from a full digest, for display.
+pub fn short(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
+        _ => digest.to_string(),
+    }
+}
+
+/// One change to one artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+    /// The artifact (volume) name.
+    pub artifact: String,
+    pub before: Option<ArtifactState>,
+    pub after: Option<ArtifactState>,
+    /// Managers other than perses-oci that own the fields this change writes: apply needs
+    /// `--force-conflicts` to take them over.
+    pub conflicts_with: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A check that is not a change: something that would make the result not work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub severity: Severity,
+    /// A stable identifier, e.g. `provisioning_folder`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Why an environment could not be planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvError {
+    pub message: String,
+}
+
+/// The plan of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvPlan {
+    pub env: String,
+    pub target: Target,
+    pub changes: Vec<Change>,
+    pub checks: Vec<Check>,
+    /// Set when the environment could not be planned; changes are then empty.
+    pub error: Option<EnvError>,
+    /// What the plan was computed from, for saved plans.
+    pub inputs: Option<PlanInputs>,
+}
+
+/// What apply compares before using a saved plan: if any of these moved, the plan is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInputs {
+    pub file_sha256: String,
+    pub resolved: Vec<Resolved>,
+    /// The managed fields as they were live, per artifact name.
+    pub live: Vec<LiveArtifact>,
+    pub resource_version: String,
+}
+
+impl EnvPlan {
+    pub fn has_errors(&self) -> bool {
+        self.error.is_some() || self.checks.iter().any(|c| c.severity == Severity::Error)
+    }
+}
+
+/// Counts, as the summary line shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Summary {
+        let mut s = Summary::default();
+        for c in changes {
+            match c.action {
+                Action::Add => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Remove => s.remove += 1,
+            }
+        }
+        s
+    }
+    pub fn is_empty(&self) -> bool {
+        self.add + self.change + self.remove == 0
+    }
+}
+
+/// The plan of every environment asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    pub envs: Vec<EnvPlan>,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        Summary::of(self.envs.iter().flat_map(|e| &e.changes))
+    }
+    pub fn has_errors(&self) -> bool {
+        self.envs.iter().any(EnvPlan::has_errors)
+    }
+}

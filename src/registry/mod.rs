@@ -1,0 +1,470 @@
+//! The registry side: resolve tags to digests, with credentials from the Docker config, the
+//! protocol chosen per registry (TLS unless named insecure or found plain on loopback), and
+//! errors that name the registry, repository and tag. Credentials are never printed.
+
+use crate::model::RegistrySettings;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The reference does not parse.
+    #[error("invalid image reference {reference:?}: {message}")]
+    BadReference { reference: String, message: String },
+    #[error("tag {tag:?} not found in repository {repository:?} of registry {registry}")]
+    TagNotFound {
+        registry: String,
+        repository: String,
+        tag: String,
+    },
+    #[error("repository {repository:?} not found in registry {registry} (looking for tag {tag:?})")]
+    RepositoryNotFound {
+        registry: String,
+        repository: String,
+        tag: String,
+    },
+    #[error(
+        "registry {registry} refused access to repository {repository:?} (tag {tag:?}): 401 unauthorized; {hint}"
+    )]
+    Unauthorized {
+        registry: String,
+        repository: String,
+        tag: String,
+        hint: String,
+    },
+    #[error("registry {registry} denied access to repository {repository:?} (tag {tag:?}): {message}")]
+    Denied {
+        registry: String,
+        repository: String,
+        tag: String,
+        message: String,
+    },
+    #[error("registry {registry} is unreachable (repository {repository:?}, tag {tag:?}): {message}")]
+    Unreachable {
+        registry: String,
+        repository: String,
+        tag: String,
+        message: String,
+    },
+    #[error("cannot read the registry CA file {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read registry credentials for {registry}: {message}")]
+    Credentials { registry: String, message: String },
+    #[error("registry {registry} (repository {repository:?}, tag {tag:?}): {source}")]
+    Other {
+        registry: String,
+        repository: String,
+        tag: String,
+        #[source]
+        source: OciDistributionError,
+    },
+}
+
+/// Where an image lives, split as users write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageName {
+    pub registry: String,
+    pub repository: String,
+}
+
+impl ImageName {
+    /// Splits `host[:port]/path` (Docker's rule: the first component is a registry when it has a
+    /// dot or a colon or is `localhost`; otherwise the registry is docker.io).
+    pub fn parse(image: &str) -> ImageName {
+        match image.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                ImageName {
+                    registry: first.to_string(),
+                    repository: rest.to_string(),
+                }
+            }
+            _ => ImageName {
+                registry: "docker.io".to_string(),
+                repository: if image.contains('/') {
+                    image.to_string()
+                } else {
+                    format!("library/{image}")
+                },
+            },
+        }
+    }
+}
+
+/// Whether a registry host is on loopback (plain HTTP allowed there, as Docker allows).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = registry
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(registry);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// Resolves tags and moves blobs; one per process, shared by concurrent environments.
+pub struct Registry {
+    settings: RegistrySettings,
+    /// Protocol found per loopback registry (true: plain HTTP), probed once.
+    plain: Mutex<HashMap<String, bool>>,
+    clients: Mutex<HashMap<(String, bool), Client>>,
+}
+
+impl Registry {
+    pub fn new(settings: RegistrySettings) -> Registry {
+        Registry {
+            settings,
+            plain: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn extra_roots(&self) -> Result<Vec<Certificate>, RegistryError> {
+        let mut out = Vec::new();
+        if let Some(path) = &self.settings.ca_file {
+            let data = std::fs::read(path).map_err(|source| RegistryError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            out.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    fn client_for(&self, registry: &str, plain: bool) -> Result<Client, RegistryError> {
+        let key = (registry.to_string(), plain);
+        if let Some(c) = self.clients.lock().unwrap().get(&key) {
+            return Ok(c.clone());
+        }
+        let protocol = if plain {
+            ClientProtocol::HttpsExcept(vec![registry.to_string()])
+        } else {
+            ClientProtocol::Https
+        };
+        let client = Client::new(ClientConfig {
+            protocol,
+            extra_root_certificates: self.extra_roots()?,
+            use_monolithic_push: true,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        });
+        self.clients.lock().unwrap().insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Whether to speak plain HTTP to `registry`: named insecure, or loopback and not speaking
+    /// TLS (probed once: a TLS handshake that fails at the protocol level on loopback means HTTP).
+    async fn is_plain(&self, registry: &str) -> bool {
+        if self.settings.insecure.iter().any(|h| h == registry) {
+            return true;
+        }
+        if !is_loopback(registry) {
+            return false;
+        }
+        if let Some(p) = self.plain.lock().unwrap().get(registry) {
+            return *p;
+        }
+        let plain = probe_plain_http(registry).await;
+        self.plain
+            .lock()
+            .unwrap()
+            .insert(registry.to_string(), plain);
+        plain
+    }
+
+    /// A client and credentials for one image.
+    pub async fn session(&self, image: &str) -> Result<(Client, RegistryAuth), RegistryError> {
+        let name = ImageName::parse(image);
+        let plain = self.is_plain(&name.registry).await;
+        let client = self.client_for(&name.registry, plain)?;
+        let auth = credentials(&name.registry).await?;
+        Ok((client, auth))
+    }
+
+    /// Resolves `image:tag` to the digest of its manifest (or index, for a multi-arch tag).
+    pub async fn resolve(&self, image: &str, tag: &str) -> Result<String, RegistryError> {
+        let name = ImageName::parse(image);
+        let reference = parse_reference(&format!("{image}:{tag}"))?;
+        let (client, auth) = self.session(image).await?;
+        match client.fetch_manifest_digest(&reference, &auth).await {
+            Ok(d) => Ok(d),
+            Err(e) => Err(classify(e, &name, tag, &auth, &client, &reference).await),
+        }
+    }
+}
+
+pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
+    s.parse::<Reference>()
+        .map_err(|e| RegistryError::BadReference {
+            reference: s.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Turns an oci-client error into one that names registry, repository and tag.
+async fn classify(
+    e: OciDistributionError,
+    name: &ImageName,
+    tag: &str,
+    auth: &RegistryAuth,
+    client: &Client,
+    reference: &Reference,
+) -> RegistryError {
+    let registry = name.registry.clone();
+    let repository = name.repository.clone();
+    let tag = tag.to_string();
+    match &e {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => {
+            let hint = match auth {
+                RegistryAuth::Anonymous => format!(
+                    "no credentials found for {registry} in the Docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json) or $REGISTRY_AUTH_FILE"
+                ),
+                _ => format!("the credentials found for {registry} were refused"),
+            };
+            RegistryError::Unauthorized {
+                registry,
+                repository,
+                tag,
+                hint,
+            }
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => RegistryError::TagNotFound {
+            registry,
+            repository,
+            tag,
+        },
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|x| format!("{:?}", x.code))
+                .collect();
+            let has = |c: &str| codes.iter().any(|x| x.eq_ignore_ascii_case(c));
+            if has("NameUnknown") {
+                RegistryError::RepositoryNotFound {
+                    registry,
+                    repository,
+                    tag,
+                }
+            } else if has("ManifestUnknown") {
+                // Tell a missing repository from a missing tag: registries differ in which
+                // code they answer for a manifest of an unknown repository.
+                match client.list_tags(reference, auth, Some(1), None).await {
+                    Err(OciDistributionError::RegistryError { envelope, .. })
+                        if envelope
+                            .errors
+                            .iter()
+                            .any(|x| format!("{:?}", x.code).eq_ignore_ascii_case("NameUnknown")) =>
+                    {
+                        RegistryError::RepositoryNotFound {
+                            registry,
+                            repository,
+                            tag,
+                        }
+                    }
+                    _ => RegistryError::TagNotFound {
+                        registry,
+                        repository,
+                        tag,
+                    },
+                }
+            } else if has("Denied") || has("Unauthorized") {
+                RegistryError::Denied {
+                    registry,
+                    repository,
+                    tag,
+                    message: envelope
+                        .errors
+                        .iter()
+                        .map(|x| x.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            } else {
+                RegistryError::Other {
+                    registry,
+                    repository,
+                    tag,
+                    source: e,
+                }
+            }
+        }
+        OciDistributionError::ServerError { code: 404, .. } => RegistryError::TagNotFound {
+            registry,
+            repository,
+            tag,
+        },
+        OciDistributionError::RequestError(re) if re.is_connect() || re.is_timeout() => {
+            RegistryError::Unreachable {
+                registry,
+                repository,
+                tag,
+                message: error_chain(re),
+            }
+        }
+        _ => RegistryError::Other {
+            registry,
+            repository,
+            tag,
+            source: e,
+        },
+    }
+}
+
+/// The messages of an error and its sources, joined: reqwest hides the useful part (connection
+/// refused, certificate unknown) in its sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Probes a loopback registry: plain HTTP when `/v2/` answers over HTTP. TLS first is not
+/// needed: a TLS server answers a plain request with a 400 that names the TLS handshake, which
+/// we read as "not plain".
+async fn probe_plain_http(registry: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut stream)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(registry.replace("localhost", "127.0.0.1")),
+    )
+    .await
+    else {
+        // Unreachable either way; let the real request report it, over TLS by default.
+        return false;
+    };
+    let req = format!("GET /v2/ HTTP/1.0\r\nHost: {registry}\r\n\r\n");
+    if stream.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 512];
+    let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        _ => return false,
+    };
+    let head = String::from_utf8_lossy(&buf[..n]);
+    // A TLS server speaking HTTP errors says so (Go: "Client sent an HTTP request to an HTTPS
+    // server"); a plain registry answers 200 or 401 with the distribution API header.
+    head.starts_with("HTTP/")
+        && !head.contains("HTTPS server")
+        && (head.contains(" 200 ") || head.contains(" 401 "))
+}
+
+/// Credentials for a registry: `$REGISTRY_AUTH_FILE` (podman's auth.json), then the Docker
+/// config (`$DOCKER_CONFIG`, `~/.docker/config.json`, credential helpers). Anonymous when none.
+pub async fn credentials(registry: &str) -> Result<RegistryAuth, RegistryError> {
+    let registry = registry.to_string();
+    tokio::task::spawn_blocking(move || credentials_blocking(&registry))
+        .await
+        .unwrap_or(Ok(RegistryAuth::Anonymous))
+}
+
+fn credentials_blocking(registry: &str) -> Result<RegistryAuth, RegistryError> {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let to_auth = |c: DockerCredential| match c {
+        DockerCredential::UsernamePassword(u, p) => Ok(RegistryAuth::Basic(u, p)),
+        DockerCredential::IdentityToken(_) => Err(RegistryError::Credentials {
+            registry: registry.to_string(),
+            message: "identity tokens are not supported; use a username and password or a credential helper".into(),
+        }),
+    };
+    if let Some(path) = std::env::var_os("REGISTRY_AUTH_FILE") {
+        if let Ok(f) = std::fs::File::open(&path) {
+            match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), registry)
+            {
+                Ok(c) => return to_auth(c),
+                Err(E::NoCredentialConfigured) => {}
+                Err(e) => {
+                    return Err(RegistryError::Credentials {
+                        registry: registry.to_string(),
+                        message: describe_credential_error(&e),
+                    });
+                }
+            }
+        }
+    }
+    match docker_credential::get_credential(registry) {
+        Ok(c) => to_auth(c),
+        Err(E::NoCredentialConfigured) | Err(E::ConfigNotFound) | Err(E::ConfigReadError) => {
+            Ok(RegistryAuth::Anonymous)
+        }
+        Err(e) => Err(RegistryError::Credentials {
+            registry: registry.to_string(),
+            message: describe_credential_error(&e),
+        }),
+    }
+}
+
+/// Says what went wrong without echoing a helper's output, which may hold a secret.
+fn describe_credential_error(e: &docker_credential::CredentialRetrievalError) -> String {
+    use docker_credential::CredentialRetrievalError as E;
+    match e {
+        E::HelperFailure { helper, .. } => format!("credential helper {helper:?} failed"),
+        E::HelperCommunicationError => "cannot run the credential helper".into(),
+        E::MalformedHelperResponse => "the credential helper gave a malformed answer".into(),
+        E::CredentialDecodingError => "the stored credential cannot be decoded".into(),
+        _ => "the Docker config cannot be read".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_like_docker() {
+        assert_eq!(
+            ImageName::parse("127.0.0.1:5000/team/perses"),
+            ImageName {
+                registry: "127.0.0.1:5000".into(),
+                repository: "team/perses".into()
+            }
+        );
+        assert_eq!(
+            ImageName::parse("registry.company.com/perses-resources").registry,
+            "registry.company.com"
+        );
+        assert_eq!(ImageName::parse("team/perses").registry, "docker.io");
+        assert_eq!(ImageName::parse("perses").repository, "library/perses");
+        assert_eq!(ImageName::parse("localhost/x").registry, "localhost");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("127.3.2.1"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+        assert!(!is_loopback("registry.company.com"));
+        assert!(!is_loopback("127.0.0.1.example.com"));
+    }
+}

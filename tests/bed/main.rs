@@ -1,0 +1,8 @@
+//! Integration tests against the real test bed (etcd + kube-apiserver, OCI registries). One
+//! binary, so the whole suite shares one bed; each test works in its own namespace.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod smoke;
+mod plan;
