@@ -2,7 +2,9 @@
 //! workload and the Perses config behind it, and write the managed volumes with server-side
 //! apply (field manager `perses-oci`), for real or as a dry run.
 
+pub mod lease;
 pub mod observe;
+pub mod rollout;
 
 use crate::model::{FIELD_MANAGER, Target, WorkloadKind};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -50,7 +52,7 @@ pub enum ClusterError {
         container: String,
         containers: Vec<String>,
     },
-    #[error("forbidden (context {context}): {message}; RBAC: {user} needs verb {verb:?} on {resource} in namespace {namespace}")]
+    #[error("forbidden (context {context}): {message}; RBAC: the credentials of context {context} (kubeconfig user {user:?}) need verb {verb:?} on {resource} in namespace {namespace}")]
     Forbidden {
         context: String,
         user: String,
@@ -68,6 +70,13 @@ pub enum ClusterError {
         context: String,
         managers: Vec<String>,
         message: String,
+    },
+    #[error("{namespace}/{lease} (context {context}) is locked by {holder}: another apply is running; wait for it, retry with --lock-timeout, or if it died, `perses-oci force-unlock` (the lease also expires by itself)")]
+    Locked {
+        context: String,
+        namespace: String,
+        lease: String,
+        holder: String,
     },
     #[error("the API server of context {context} is unreachable: {message}")]
     Unreachable { context: String, message: String },
@@ -89,7 +98,8 @@ pub struct Cluster {
     pub client: kube::Client,
     /// The context name used, for messages (`in-cluster` in a pod).
     pub context: String,
-    /// The kubeconfig user of the context, for RBAC messages.
+    /// The kubeconfig user of the context (or `serviceaccount` in a pod), for messages and
+    /// the lock holder's identity.
     pub user: String,
 }
 
@@ -120,7 +130,7 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
         return Ok(Cluster {
             client,
             context: "in-cluster".into(),
-            user: "the pod's service account".into(),
+            user: "serviceaccount".into(),
         });
     };
     let name = context
@@ -137,7 +147,7 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
         .context
         .as_ref()
         .and_then(|c| c.user.clone())
-        .unwrap_or_else(|| "the context's user".into());
+        .unwrap_or_else(|| "unknown".into());
     let opts = KubeConfigOptions {
         context: Some(name.clone()),
         ..Default::default()
@@ -152,7 +162,7 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
     Ok(Cluster {
         client,
         context: name,
-        user: format!("user {user:?}"),
+        user,
     })
 }
 

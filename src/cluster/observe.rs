@@ -2,7 +2,10 @@
 //! mounts, field owners, the Perses config location) and the server-side apply body it sends.
 //! No I/O, so the shape of Kubernetes objects is tested without a cluster.
 
-use crate::model::{ArtifactState, FIELD_MANAGER, LastWrite, LiveArtifact, LiveMount, Target};
+use crate::model::{
+    ArtifactState, FIELD_MANAGER, HISTORY_ANNOTATION, LastWrite, LiveArtifact, LiveMount, Revision,
+    Target,
+};
 use serde_json::{Value, json};
 
 /// Why a live object cannot be read as the target.
@@ -20,6 +23,7 @@ pub struct Extracted {
     pub mounts: Vec<LiveMount>,
     /// `(configmap name, key)` of the Perses config the container reads, when found.
     pub config_source: Option<(String, String)>,
+    pub history: Vec<Revision>,
 }
 
 fn pod_spec(obj: &Value) -> &Value {
@@ -84,7 +88,17 @@ pub fn extract(obj: &Value, target: &Target) -> Result<Extracted, ShapeError> {
         artifacts,
         mounts,
         config_source: config_source(obj, c),
+        history: history(obj),
     })
+}
+
+/// The applied revisions recorded on the workload; an unreadable annotation counts as none
+/// (it is rewritten on the next apply).
+pub fn history(obj: &Value) -> Vec<Revision> {
+    obj["metadata"]["annotations"][HISTORY_ANNOTATION]
+        .as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
 }
 
 struct Owners {

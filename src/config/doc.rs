@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::Diagnostic;
-use super::suggest::did_you_mean;
+use super::suggest::closest;
 use super::validate::{self, Check};
 
 pub(super) type Span = Range<usize>;
@@ -26,6 +26,9 @@ pub(super) struct Doc<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
     diagnostics: Vec<Diagnostic>,
+    /// Key paths that an unknown key was taken for (`artifact.mount_path` for `mout_path`):
+    /// their absence is the same mistake, already reported once.
+    suggested: Vec<String>,
 }
 
 impl<'a> Doc<'a> {
@@ -38,6 +41,7 @@ impl<'a> Doc<'a> {
             text,
             line_starts,
             diagnostics: Vec::new(),
+            suggested: Vec::new(),
         }
     }
 
@@ -97,9 +101,12 @@ impl<'a> Doc<'a> {
     pub fn check_keys(&mut self, table: &DeTable<'_>, prefix: &str, known: &[&str]) {
         for key in table.keys() {
             if !known.contains(&key.get_ref().as_ref()) {
-                let hint = match did_you_mean(key.get_ref(), known) {
-                    h if h.is_empty() => format!(" (expected one of: {})", known.join(", ")),
-                    h => h,
+                let hint = match closest(key.get_ref(), known) {
+                    Some(k) => {
+                        self.suggested.push(join(prefix, k));
+                        format!("; did you mean `{k}`?")
+                    }
+                    None => format!(" (expected one of: {})", known.join(", ")),
                 };
                 let path = join(prefix, key.get_ref());
                 let message = format!("unknown key `{}`{hint}", display_key(key.get_ref()));
@@ -156,6 +163,13 @@ impl<'a> Doc<'a> {
         })
     }
 
+    /// A required key that is missing, unless a misspelling of it was reported already.
+    pub fn missing(&mut self, at: &Span, path: String, message: impl Into<String>) {
+        if !self.suggested.contains(&path) {
+            self.error(at, path, message);
+        }
+    }
+
     /// Like `string`, but records a diagnostic at the table when the key is missing.
     pub fn required_string(
         &mut self,
@@ -165,40 +179,36 @@ impl<'a> Doc<'a> {
         key: &str,
     ) -> Option<Field> {
         if table.get(key).is_none() {
-            self.error(
-                table_span,
-                join(prefix, key),
-                format!("missing required key `{key}`"),
-            );
+            let message = format!("missing required key `{key}`");
+            self.missing(table_span, join(prefix, key), message);
             return None;
         }
         self.string(table, prefix, key)
     }
 
-    /// An array of strings, each checked on its own so that one bad item does not hide others.
+    /// An array of strings. Each item is read on its own, so that one bad item does not hide
+    /// the others: `None` stands for an item already reported.
     pub fn string_array(
         &mut self,
         table: &DeTable<'_>,
         prefix: &str,
         key: &str,
-    ) -> Option<Vec<Field>> {
+    ) -> Option<Vec<Option<Field>>> {
         let value = table.get(key)?;
         let path = join(prefix, key);
         let Some(items) = value.get_ref().as_array() else {
             self.type_error(value, &path, "an array of strings");
             return None;
         };
-        let fields: Vec<Option<Field>> = items
-            .iter()
-            .enumerate()
+        let fields = (items.iter().enumerate())
             .map(|(i, item)| self.string_value(item, format!("{path}[{i}]")))
             .collect();
-        fields.into_iter().collect()
+        Some(fields)
     }
 
     /// Applies a grammar check, quoting the offending value in the message.
     pub fn check(&mut self, field: &Field, check: impl FnOnce(&str) -> Check) -> bool {
-        self.convert(field, |s| check(s)).is_some()
+        self.convert(field, check).is_some()
     }
 
     /// Parses a value with `convert`, recording its complaint.

@@ -2,7 +2,7 @@
 //! comes in, a value or every diagnostic goes out.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
@@ -27,8 +27,8 @@ const ARTIFACT_KEYS: &[&str] = &[
 ];
 const REGISTRY_KEYS: &[&str] = &["insecure", "ca_file"];
 
-pub(super) const DEFAULT_WORKLOAD_NAME: &str = "perses";
-pub(super) const DEFAULT_CONTAINER: &str = "perses";
+const DEFAULT_WORKLOAD_NAME: &str = "perses";
+const DEFAULT_CONTAINER: &str = "perses";
 
 /// What `load_env` needs beyond the value, to check the file system afterwards.
 pub(super) struct Parsed {
@@ -101,9 +101,9 @@ pub(super) fn sha256(bytes: &[u8]) -> String {
 fn target(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Target> {
     const P: &str = "target";
     if root.get(P).is_none() {
-        doc.error(
+        doc.missing(
             &(0..0),
-            P,
+            P.to_string(),
             "missing [target] table (at least `namespace` is required)",
         );
         return None;
@@ -138,9 +138,9 @@ fn target(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Target> {
 fn artifacts(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Vec<ArtifactSpec>> {
     const P: &str = "artifact";
     let Some(value) = root.get(P) else {
-        doc.error(
+        doc.missing(
             &(0..0),
-            P,
+            P.to_string(),
             "missing [artifact] table: at least one artifact is required",
         );
         return None;
@@ -177,6 +177,7 @@ fn artifacts(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Vec<ArtifactSpec>>
     let mut specs = Vec::new();
     let mut names = Vec::new();
     let mut mounts = Vec::new();
+    // Items that are not tables were reported above and leave the list incomplete.
     let mut complete = tables.len() == value.get_ref().as_array().map_or(1, |a| a.len());
     for (prefix, table, span) in tables {
         let (spec, name, mount) = artifact(doc, table, &span, &prefix);
@@ -286,33 +287,26 @@ fn registry(
     let insecure = match doc.string_array(table, P, "insecure") {
         Some(hosts) => {
             // Every host is checked, not just up to the first bad one.
-            let bad = (hosts.iter())
-                .filter(|h| !doc.check(h, validate::host_port))
-                .count();
-            (bad == 0).then(|| hosts.into_iter().map(|h| h.value).collect())
+            let checked: Vec<Option<String>> = (hosts.into_iter())
+                .map(|h| {
+                    h.filter(|h| doc.check(h, validate::host_port))
+                        .map(|h| h.value)
+                })
+                .collect();
+            checked.into_iter().collect()
         }
         None if table.get("insecure").is_some() => None,
         None => Some(Vec::new()),
     };
 
-    let ca_file = match doc.string(table, P, "ca_file") {
-        Some(f) if f.value.is_empty() => {
-            doc.error(
-                &f.span,
-                f.key,
-                "must not be empty (omit `ca_file` to use the system roots)",
-            );
-            None
-        }
-        // `join` keeps an absolute path as it is.
-        Some(f) => Some(Some((project_dir.join(&f.value), f.span))),
-        None if table.get("ca_file").is_some() => None,
-        None => Some(None),
-    };
-
+    // `join` keeps an absolute path as it is.
+    let ca_file = optional(doc, table, P, "ca_file", |s| match s {
+        "" => Err("must not be empty (omit `ca_file` to use the system roots)".into()),
+        _ => Ok(project_dir.join(s)),
+    });
     match (insecure, ca_file) {
-        (Some(insecure), Some(ca)) => {
-            let (ca_file, span): (Option<PathBuf>, Option<Span>) = ca.unzip();
+        (Some(insecure), Some(ca_file)) => {
+            let span = table.get("ca_file").map(|v| v.span());
             (Some(RegistrySettings { insecure, ca_file }), span)
         }
         _ => (None, None),

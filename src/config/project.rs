@@ -92,14 +92,19 @@ fn env_file(dir: &Path, name: &str) -> PathBuf {
 /// A project without environments loads (so that `import` can write the first one);
 /// `Project::select` refuses it.
 pub fn load_project(dir: &Path) -> Result<Project, ConfigError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ConfigError::Io { path, source }
+    let source = match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(_) => Some(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        )),
+        Err(e) => Some(e),
     };
-    let meta = std::fs::metadata(dir).map_err(io_error(dir))?;
-    if !meta.is_dir() {
-        let source = io::Error::new(io::ErrorKind::NotADirectory, "not a directory");
-        return Err(io_error(dir)(source));
+    if let Some(source) = source {
+        return Err(ConfigError::Io {
+            path: dir.to_path_buf(),
+            source,
+        });
     }
     let envs = list_envs(dir)?;
     let settings_file = dir.join(SETTINGS_FILE);

@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::env::{DEFAULT_CONTAINER, DEFAULT_WORKLOAD_NAME};
-use crate::model::{ArtifactSpec, Desired, Pin, WorkloadKind};
+use crate::model::{ArtifactSpec, Desired, Pin};
 
 /// The environment file for `desired`. `registry.ca_file` is written as it is; use
 /// `render_env_toml_in` to write it relative to the project directory, which is what makes
@@ -30,7 +29,8 @@ fn render(d: &Desired, project_dir: Option<&Path>) -> String {
     );
 
     let t = &d.target;
-    out.push_str("\n[target]\n");
+    out.push_str("\n# The workload perses-oci edits: only its image volumes and their mounts.\n");
+    out.push_str("[target]\n");
     match &t.context {
         Some(c) => line(&mut out, "context", c),
         None => {
@@ -38,11 +38,6 @@ fn render(d: &Desired, project_dir: Option<&Path>) -> String {
         }
     }
     line(&mut out, "namespace", &t.namespace);
-    let default_workload =
-        t.workload.kind == WorkloadKind::StatefulSet && t.workload.name == DEFAULT_WORKLOAD_NAME;
-    if !default_workload || t.container != DEFAULT_CONTAINER {
-        out.push_str("# statefulset/NAME or deployment/NAME\n");
-    }
     line(&mut out, "workload", &t.workload.to_string());
     line(&mut out, "container", &t.container);
 
@@ -72,10 +67,11 @@ fn render(d: &Desired, project_dir: Option<&Path>) -> String {
 }
 
 fn artifact(out: &mut String, a: &ArtifactSpec, several: bool) {
+    out.push_str("\n# An OCI image mounted read-only into the container.\n");
     out.push_str(if several {
-        "\n[[artifact]]\n"
+        "[[artifact]]\n"
     } else {
-        "\n[artifact]\n"
+        "[artifact]\n"
     });
     line(out, "name", &a.name);
     line(out, "image", &a.image);

@@ -40,6 +40,7 @@ pub fn parse_settings(
     if let Some(names) = doc.string_array(&root, "", "order") {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, name) in names.into_iter().enumerate() {
+            let Some(name) = name else { continue };
             if let Some(first) = seen.get(&name.value) {
                 let message = format!("{:?} is listed twice (first as order[{first}])", name.value);
                 doc.error(&name.span, name.key, message);

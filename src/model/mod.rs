@@ -219,6 +219,34 @@ pub struct Observed {
     pub mounts: Vec<LiveMount>,
     /// Provisioning folders of the Perses config (`None`: could not be read).
     pub provisioning_folders: Option<Vec<String>>,
+    /// What perses-oci applied before, newest last (from the workload's annotation).
+    pub history: Vec<Revision>,
+}
+
+/// The annotation on the workload's metadata that holds the applied revisions.
+pub const HISTORY_ANNOTATION: &str = "perses-oci.dev/history";
+/// How many revisions the history keeps.
+pub const HISTORY_LIMIT: usize = 10;
+
+/// One apply, as recorded in the workload's history annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// 1, 2, 3...: grows by one per apply.
+    pub revision: u64,
+    /// RFC 3339.
+    pub time: String,
+    pub by: String,
+    pub artifacts: Vec<RevisionArtifact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionArtifact {
+    pub name: String,
+    pub image: String,
+    pub tag: String,
+    pub digest: Option<String>,
+    /// The reference as written.
+    pub reference: String,
 }
 
 /// The tag of one artifact resolved in its registry.

@@ -1,6 +1,7 @@
 //! Orchestration: each operation wires config, cluster, registry, plan and render together.
 //! Commands (`crate::cli`) only turn flags into the options structs defined here.
 
+pub mod apply;
 pub mod import;
 pub mod plan;
 pub mod planfile;

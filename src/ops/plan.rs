@@ -129,6 +129,7 @@ pub async fn observe_env(desired: &Desired, kubeconfig: Option<PathBuf>) -> Resu
         artifacts: ex.artifacts,
         mounts: ex.mounts,
         provisioning_folders: folders,
+        history: ex.history,
     };
     Ok(EnvContext {
         desired: desired.clone(),

@@ -281,6 +281,7 @@ mod tests {
                 .collect(),
             artifacts: arts,
             provisioning_folders: Some(vec!["/etc/perses/provisioning".into()]),
+            history: vec![],
         }
     }
 
