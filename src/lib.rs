@@ -4,6 +4,7 @@
 //! (`config`, `plan`) or talks to the outside (`cluster`, `registry`), renderers that only draw
 //! (`render`), and orchestration (`ops`) that the command line (`cli`) calls.
 
+pub mod artifact;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -114,8 +114,13 @@ pub struct RollbackArgs {
 /// `90s`, `5m`, `1h`, `500ms`, or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
@@ -179,7 +184,11 @@ fn parse_workload(s: &str) -> Result<WorkloadRef, String> {
     let kind = match kind.to_ascii_lowercase().as_str() {
         "statefulset" | "sts" | "statefulsets" => WorkloadKind::StatefulSet,
         "deployment" | "deploy" | "deployments" => WorkloadKind::Deployment,
-        other => return Err(format!("unknown workload kind {other:?}: use statefulset or deployment")),
+        other => {
+            return Err(format!(
+                "unknown workload kind {other:?}: use statefulset or deployment"
+            ));
+        }
     };
     if name.is_empty() {
         return Err("the workload name is empty".into());
@@ -263,7 +272,12 @@ fn validate(g: &Global, sel: &Select) -> anyhow::Result<i32> {
     let mut failed = 0;
     for name in &names {
         match config::load_env(&project, name) {
-            Ok(d) => println!("{}: ok ({} artifact{})", d.file.display(), d.artifacts.len(), if d.artifacts.len() == 1 { "" } else { "s" }),
+            Ok(d) => println!(
+                "{}: ok ({} artifact{})",
+                d.file.display(),
+                d.artifacts.len(),
+                if d.artifacts.len() == 1 { "" } else { "s" }
+            ),
             Err(e) => {
                 failed += 1;
                 eprintln!("{e}");
@@ -291,7 +305,11 @@ async fn plan(g: &Global, a: &PlanArgs) -> anyhow::Result<i32> {
     out.flush()?;
     if let Some(path) = &a.out {
         ops::planfile::write(path, &plan)?;
-        eprintln!("Saved the plan to {}; apply it with: perses-oci apply {}", path.display(), path.display());
+        eprintln!(
+            "Saved the plan to {}; apply it with: perses-oci apply {}",
+            path.display(),
+            path.display()
+        );
     }
     if plan.has_errors() {
         return Ok(exit::ERROR);
@@ -302,7 +320,12 @@ async fn plan(g: &Global, a: &PlanArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-fn apply_options(g: &Global, select: &Select, plan_file: Option<PathBuf>, w: &WriteArgs) -> ops::apply::ApplyOptions {
+fn apply_options(
+    g: &Global,
+    select: &Select,
+    plan_file: Option<PathBuf>,
+    w: &WriteArgs,
+) -> ops::apply::ApplyOptions {
     ops::apply::ApplyOptions {
         plan: ops::plan::PlanOptions {
             dir: g.dir.clone(),
@@ -324,7 +347,9 @@ fn confirm(auto_approve: bool, what: &str) -> anyhow::Result<bool> {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!("refusing to {what} without confirmation: not on a terminal; pass --auto-approve");
+        anyhow::bail!(
+            "refusing to {what} without confirmation: not on a terminal; pass --auto-approve"
+        );
     }
     print!("\nDo you want to {what}? Only 'yes' will be accepted.\n  Enter a value: ");
     std::io::stdout().flush()?;
@@ -334,26 +359,40 @@ fn confirm(auto_approve: bool, what: &str) -> anyhow::Result<bool> {
 }
 
 /// Applies the environments of a prepared plan one after another; stops at the first failure.
-async fn apply_prepared(
-    prepared: &ops::apply::Prepared,
-    opts: &ops::apply::ApplyOptions,
-) -> i32 {
+async fn apply_prepared(prepared: &ops::apply::Prepared, opts: &ops::apply::ApplyOptions) -> i32 {
     let mut applied = Vec::new();
     let mut unchanged = Vec::new();
     let mut say = |line: String| println!("{line}");
-    for (i, (env, ctx)) in prepared.plan.envs.iter().zip(&prepared.contexts).enumerate() {
+    for (i, (env, ctx)) in prepared
+        .plan
+        .envs
+        .iter()
+        .zip(&prepared.contexts)
+        .enumerate()
+    {
         let Some(ctx) = ctx else { continue };
         match ops::apply::apply_env(ctx, env, opts, &mut say).await {
             Ok(true) => applied.push(env.env.clone()),
             Ok(false) => unchanged.push(env.env.clone()),
             Err(e) => {
                 eprintln!("error: {e}");
-                let rest: Vec<String> = prepared.plan.envs[i + 1..].iter().map(|e| e.env.clone()).collect();
+                let rest: Vec<String> = prepared.plan.envs[i + 1..]
+                    .iter()
+                    .map(|e| e.env.clone())
+                    .collect();
                 eprintln!(
                     "Applied: {}. Failed: {}. Not applied: {}.",
-                    if applied.is_empty() { "none".to_string() } else { applied.join(", ") },
+                    if applied.is_empty() {
+                        "none".to_string()
+                    } else {
+                        applied.join(", ")
+                    },
                     env.env,
-                    if rest.is_empty() { "none".to_string() } else { format!("{} (stopped after the failure)", rest.join(", ")) }
+                    if rest.is_empty() {
+                        "none".to_string()
+                    } else {
+                        format!("{} (stopped after the failure)", rest.join(", "))
+                    }
                 );
                 return exit::ERROR;
             }
@@ -365,7 +404,11 @@ async fn apply_prepared(
         s.add,
         s.change,
         s.remove,
-        if applied.is_empty() { String::new() } else { format!(" Applied: {}.", applied.join(", ")) }
+        if applied.is_empty() {
+            String::new()
+        } else {
+            format!(" Applied: {}.", applied.join(", "))
+        }
     );
     exit::OK
 }
@@ -400,10 +443,16 @@ async fn env_context(g: &Global, env: &str) -> anyhow::Result<ops::plan::EnvCont
 async fn history(g: &Global, a: &EnvArg) -> anyhow::Result<i32> {
     let ctx = env_context(g, &a.env).await?;
     if ctx.observed.history.is_empty() {
-        println!("{}: perses-oci has not applied anything to {} yet.", a.env, ctx.desired.target.workload);
+        println!(
+            "{}: perses-oci has not applied anything to {} yet.",
+            a.env, ctx.desired.target.workload
+        );
         return Ok(exit::OK);
     }
-    println!("{:<4} {:<21} {:<24} {:<20} {:<24} DIGEST", "REV", "TIME", "BY", "ARTIFACT", "TAG");
+    println!(
+        "{:<4} {:<21} {:<24} {:<20} {:<24} DIGEST",
+        "REV", "TIME", "BY", "ARTIFACT", "TAG"
+    );
     for r in &ctx.observed.history {
         for art in &r.artifacts {
             println!(
@@ -437,8 +486,13 @@ async fn rollback(g: &Global, a: &RollbackArgs) -> anyhow::Result<i32> {
     };
     let target_ctx = ops::apply::at_revision(&ctx, revision);
     let env_plan = ops::plan::plan_from(&target_ctx).await;
-    let plan = crate::model::Plan { envs: vec![env_plan] };
-    println!("Rolling {} back to revision {} ({}, by {}).\n", a.env, revision.revision, revision.time, revision.by);
+    let plan = crate::model::Plan {
+        envs: vec![env_plan],
+    };
+    println!(
+        "Rolling {} back to revision {} ({}, by {}).\n",
+        a.env, revision.revision, revision.time, revision.by
+    );
     print!("{}", render::human(&plan, style(g)));
     if plan.has_errors() {
         eprintln!("error: the plan has errors; nothing was applied");
@@ -449,7 +503,15 @@ async fn rollback(g: &Global, a: &RollbackArgs) -> anyhow::Result<i32> {
             eprintln!("Rollback cancelled.");
             return Ok(exit::ERROR);
         }
-        let opts = apply_options(g, &Select { envs: vec![a.env.clone()], all: false }, None, &a.write);
+        let opts = apply_options(
+            g,
+            &Select {
+                envs: vec![a.env.clone()],
+                all: false,
+            },
+            None,
+            &a.write,
+        );
         let prepared = ops::apply::Prepared {
             project: config::load_project(&g.dir)?,
             plan,
@@ -487,7 +549,8 @@ async fn rollback(g: &Global, a: &RollbackArgs) -> anyhow::Result<i32> {
 async fn force_unlock(g: &Global, a: &EnvArg) -> anyhow::Result<i32> {
     let project = config::load_project(&g.dir)?;
     let desired = config::load_env(&project, &a.env)?;
-    let cluster = crate::cluster::connect(g.kubeconfig.as_deref(), desired.target.context.as_deref()).await?;
+    let cluster =
+        crate::cluster::connect(g.kubeconfig.as_deref(), desired.target.context.as_deref()).await?;
     match cluster.force_unlock(&desired.target).await? {
         Some(holder) => println!("{}: removed the lock held by {holder}", a.env),
         None => println!("{}: no lock is held", a.env),

@@ -15,7 +15,11 @@ pub const LEASE_SECONDS: i32 = 30;
 
 /// The Lease name for a workload.
 pub fn lease_name(target: &Target) -> String {
-    format!("perses-oci-{}-{}", target.workload.kind.as_str(), target.workload.name)
+    format!(
+        "perses-oci-{}-{}",
+        target.workload.kind.as_str(),
+        target.workload.name
+    )
 }
 
 /// Who holds a lease, for messages.
@@ -69,14 +73,17 @@ fn holder(l: &Lease) -> Holder {
 }
 
 fn now_micro() -> MicroTime {
-    MicroTime(
-        k8s_openapi::jiff::Timestamp::now(),
-    )
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
 impl Cluster {
     /// Takes the lease of `target`, waiting up to `wait` while another holder has it.
-    pub async fn lock(&self, target: &Target, who: &str, wait: Duration) -> Result<Held, ClusterError> {
+    pub async fn lock(
+        &self,
+        target: &Target,
+        who: &str,
+        wait: Duration,
+    ) -> Result<Held, ClusterError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &target.namespace);
         let name = lease_name(target);
         let deadline = tokio::time::Instant::now() + wait;
@@ -93,7 +100,11 @@ impl Cluster {
                 s.acquire_time = Some(now_micro());
                 s.renew_time = Some(now_micro());
             }
-            let res = match api.get_opt(&name).await.map_err(|e| self.error(e, "get", "leases", &target.namespace, &name))? {
+            let res = match api
+                .get_opt(&name)
+                .await
+                .map_err(|e| self.error(e, "get", "leases", &target.namespace, &name))?
+            {
                 None => api.create(&PostParams::default(), &lease).await,
                 Some(old) if expired(&old, Utc::now()) => {
                     // Replace with the old resourceVersion: two takers of an expired lease race,
@@ -130,7 +141,9 @@ impl Cluster {
                     if let Some(s) = l.spec.as_mut() {
                         s.renew_time = Some(now_micro());
                     }
-                    let _ = renew_api.replace(&renew_name, &PostParams::default(), &l).await;
+                    let _ = renew_api
+                        .replace(&renew_name, &PostParams::default(), &l)
+                        .await;
                 }
             }
         });
@@ -141,7 +154,11 @@ impl Cluster {
     pub async fn force_unlock(&self, target: &Target) -> Result<Option<String>, ClusterError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &target.namespace);
         let name = lease_name(target);
-        let Some(old) = api.get_opt(&name).await.map_err(|e| self.error(e, "get", "leases", &target.namespace, &name))? else {
+        let Some(old) = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| self.error(e, "get", "leases", &target.namespace, &name))?
+        else {
             return Ok(None);
         };
         api.delete(&name, &DeleteParams::default())

@@ -52,7 +52,9 @@ pub enum ClusterError {
         container: String,
         containers: Vec<String>,
     },
-    #[error("forbidden (context {context}): {message}; RBAC: the credentials of context {context} (kubeconfig user {user:?}) need verb {verb:?} on {resource} in namespace {namespace}")]
+    #[error(
+        "forbidden (context {context}): {message}; RBAC: the credentials of context {context} (kubeconfig user {user:?}) need verb {verb:?} on {resource} in namespace {namespace}"
+    )]
     Forbidden {
         context: String,
         user: String,
@@ -71,7 +73,9 @@ pub enum ClusterError {
         managers: Vec<String>,
         message: String,
     },
-    #[error("{namespace}/{lease} (context {context}) is locked by {holder}: another apply is running; wait for it, retry with --lock-timeout, or if it died, `perses-oci force-unlock` (the lease also expires by itself)")]
+    #[error(
+        "{namespace}/{lease} (context {context}) is locked by {holder}: another apply is running; wait for it, retry with --lock-timeout, or if it died, `perses-oci force-unlock` (the lease also expires by itself)"
+    )]
     Locked {
         context: String,
         namespace: String,
@@ -105,24 +109,33 @@ pub struct Cluster {
 
 /// Which kubeconfig to read: an explicit file, else `$KUBECONFIG` / `~/.kube/config`; with
 /// neither present and `KUBERNETES_SERVICE_HOST` set, the pod's service account.
-pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Cluster, ClusterError> {
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Cluster, ClusterError> {
     let kc = match kubeconfig {
-        Some(p) => Some(Kubeconfig::read_from(p).map_err(|source| ClusterError::Kubeconfig {
-            path: Some(p.to_path_buf()),
-            source,
-        })?),
+        Some(p) => Some(
+            Kubeconfig::read_from(p).map_err(|source| ClusterError::Kubeconfig {
+                path: Some(p.to_path_buf()),
+                source,
+            })?,
+        ),
         None => {
             let default_exists = std::env::var_os("KUBECONFIG").is_some()
                 || home_kubeconfig().is_some_and(|p| p.exists());
             if default_exists || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
-                Some(Kubeconfig::read().map_err(|source| ClusterError::Kubeconfig { path: None, source })?)
+                Some(
+                    Kubeconfig::read()
+                        .map_err(|source| ClusterError::Kubeconfig { path: None, source })?,
+                )
             } else {
                 None
             }
         }
     };
     let Some(kc) = kc else {
-        let config = kube::Config::incluster().map_err(|source| ClusterError::InCluster { source })?;
+        let config =
+            kube::Config::incluster().map_err(|source| ClusterError::InCluster { source })?;
         let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
             context: "in-cluster".into(),
             source,
@@ -154,7 +167,10 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
     };
     let config = kube::Config::from_custom_kubeconfig(kc, &opts)
         .await
-        .map_err(|source| ClusterError::Kubeconfig { path: kubeconfig.map(Path::to_path_buf), source })?;
+        .map_err(|source| ClusterError::Kubeconfig {
+            path: kubeconfig.map(Path::to_path_buf),
+            source,
+        })?;
     let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
         context: name.clone(),
         source,
@@ -181,11 +197,22 @@ pub fn api_resource(kind: WorkloadKind) -> ApiResource {
 
 impl Cluster {
     fn workloads(&self, target: &Target) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &target.namespace, &api_resource(target.workload.kind))
+        Api::namespaced_with(
+            self.client.clone(),
+            &target.namespace,
+            &api_resource(target.workload.kind),
+        )
     }
 
     /// Turns a kube error into one that names the context, the object and, for 403, the verb.
-    pub fn error(&self, e: kube::Error, verb: &str, resource: &str, namespace: &str, name: &str) -> ClusterError {
+    pub fn error(
+        &self,
+        e: kube::Error,
+        verb: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> ClusterError {
         match e {
             kube::Error::Api(s) if s.code == 403 => ClusterError::Forbidden {
                 context: self.context.clone(),
@@ -222,10 +249,14 @@ impl Cluster {
 
     /// `(major, minor)` of the API server.
     pub async fn server_version(&self) -> Result<(u32, u32), ClusterError> {
-        let info = self.client.apiserver_version().await.map_err(|e| ClusterError::Unreachable {
-            context: self.context.clone(),
-            message: crate::registry::error_chain(&e),
-        })?;
+        let info =
+            self.client
+                .apiserver_version()
+                .await
+                .map_err(|e| ClusterError::Unreachable {
+                    context: self.context.clone(),
+                    message: crate::registry::error_chain(&e),
+                })?;
         let num = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
         Ok((num(&info.major), num(&info.minor)))
     }
@@ -234,10 +265,15 @@ impl Cluster {
     pub async fn get_workload(&self, target: &Target) -> Result<Value, ClusterError> {
         let api = self.workloads(target);
         let resource = api_resource(target.workload.kind).plural;
-        let obj = api
-            .get(&target.workload.name)
-            .await
-            .map_err(|e| self.error(e, "get", &resource, &target.namespace, &target.workload.name))?;
+        let obj = api.get(&target.workload.name).await.map_err(|e| {
+            self.error(
+                e,
+                "get",
+                &resource,
+                &target.namespace,
+                &target.workload.name,
+            )
+        })?;
         serde_json::to_value(obj).map_err(|e| ClusterError::Unexpected {
             context: self.context.clone(),
             message: e.to_string(),
@@ -245,7 +281,12 @@ impl Cluster {
     }
 
     /// Reads a ConfigMap key (the Perses config behind `--config`).
-    pub async fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ClusterError> {
+    pub async fn config_map_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<String>, ClusterError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let cm = api
             .get_opt(name)
@@ -256,7 +297,13 @@ impl Cluster {
 
     /// Server-side apply of `body` with field manager perses-oci. `dry_run` asks the server what
     /// it would store without storing it.
-    pub async fn apply(&self, target: &Target, body: &Value, dry_run: bool, force: bool) -> Result<Value, ClusterError> {
+    pub async fn apply(
+        &self,
+        target: &Target,
+        body: &Value,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Value, ClusterError> {
         let api = self.workloads(target);
         let mut pp = PatchParams::apply(FIELD_MANAGER);
         if force {
@@ -269,7 +316,15 @@ impl Cluster {
         let obj = api
             .patch(&target.workload.name, &pp, &Patch::Apply(body))
             .await
-            .map_err(|e| self.error(e, "patch", &resource, &target.namespace, &target.workload.name))?;
+            .map_err(|e| {
+                self.error(
+                    e,
+                    "patch",
+                    &resource,
+                    &target.namespace,
+                    &target.workload.name,
+                )
+            })?;
         serde_json::to_value(obj).map_err(|e| ClusterError::Unexpected {
             context: self.context.clone(),
             message: e.to_string(),

@@ -31,12 +31,18 @@ fn pod_spec(obj: &Value) -> &Value {
 }
 
 fn container<'a>(obj: &'a Value, name: &str) -> Result<&'a Value, ShapeError> {
-    let containers = pod_spec(obj)["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let containers = pod_spec(obj)["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     containers
         .iter()
         .find(|c| c["name"] == name)
         .ok_or_else(|| ShapeError::ContainerNotFound {
-            containers: containers.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect(),
+            containers: containers
+                .iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect(),
         })
 }
 
@@ -60,7 +66,11 @@ pub fn extract(obj: &Value, target: &Target) -> Result<Extracted, ShapeError> {
         })
         .collect();
     let mut artifacts = Vec::new();
-    for v in pod_spec(obj)["volumes"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+    for v in pod_spec(obj)["volumes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
         let (Some(name), Some(image)) = (v["name"].as_str(), v.get("image")) else {
             continue;
         };
@@ -71,7 +81,9 @@ pub fn extract(obj: &Value, target: &Target) -> Result<Extracted, ShapeError> {
             reference: str_of(&image["reference"]).unwrap_or_default(),
             pull_policy: str_of(&image["pullPolicy"]),
             mount_path: mount.and_then(|m| str_of(&m["mountPath"])),
-            sub_path: mount.and_then(|m| str_of(&m["subPath"])).filter(|s| !s.is_empty()),
+            sub_path: mount
+                .and_then(|m| str_of(&m["subPath"]))
+                .filter(|s| !s.is_empty()),
         };
         let owners = owners_of(obj, &target.container, name, state.mount_path.as_deref());
         artifacts.push(LiveArtifact {
@@ -120,8 +132,14 @@ fn owners_of(obj: &Value, container: &str, volume: &str, mount_path: Option<&str
     let mut owners = Vec::new();
     let mut applied_by_us = false;
     let mut last_write: Option<LastWrite> = None;
-    for entry in obj["metadata"]["managedFields"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let Some(manager) = entry["manager"].as_str() else { continue };
+    for entry in obj["metadata"]["managedFields"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let Some(manager) = entry["manager"].as_str() else {
+            continue;
+        };
         let spec = &entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"];
         let vol = &spec["f:volumes"][volume_key(volume)];
         let image = &vol["f:image"];
@@ -182,7 +200,11 @@ fn config_source(obj: &Value, c: &Value) -> Option<(String, String)> {
     let mounts = c["volumeMounts"].as_array()?;
     let m = mounts
         .iter()
-        .filter(|m| m["mountPath"].as_str().is_some_and(|mp| path_contains(mp, &path)))
+        .filter(|m| {
+            m["mountPath"]
+                .as_str()
+                .is_some_and(|mp| path_contains(mp, &path))
+        })
         .max_by_key(|m| m["mountPath"].as_str().map(str::len))?;
     let mount_path = m["mountPath"].as_str()?;
     let key = match m["subPath"].as_str() {
@@ -190,7 +212,10 @@ fn config_source(obj: &Value, c: &Value) -> Option<(String, String)> {
         _ => path[mount_path.len()..].trim_start_matches('/').to_string(),
     };
     let vol_name = m["name"].as_str()?;
-    let vol = pod_spec(obj)["volumes"].as_array()?.iter().find(|v| v["name"] == vol_name)?;
+    let vol = pod_spec(obj)["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == vol_name)?;
     let cm = vol["configMap"]["name"].as_str()?;
     // A configMap volume with `items` maps keys to other paths.
     let key = vol["configMap"]["items"]
@@ -208,7 +233,10 @@ pub fn path_contains(dir: &str, path: &str) -> bool {
     if dir.is_empty() {
         return path.starts_with('/');
     }
-    path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Provisioning folders from a Perses config file (YAML or JSON).
@@ -216,13 +244,21 @@ pub fn provisioning_folders(config: &str) -> Result<Vec<String>, String> {
     let v: Value = serde_saphyr::from_str(config).map_err(|e| e.to_string())?;
     Ok(v["provisioning"]["folders"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
 /// The server-side apply body: only what identifies the object and the entries perses-oci
 /// owns. Entries left out that perses-oci owned before are removed by the server.
-pub fn apply_body(target: &Target, artifacts: &[(String, ArtifactState)], annotations: &[(String, String)]) -> Value {
+pub fn apply_body(
+    target: &Target,
+    artifacts: &[(String, ArtifactState)],
+    annotations: &[(String, String)],
+) -> Value {
     let volumes: Vec<Value> = artifacts
         .iter()
         .map(|(name, s)| {
@@ -245,7 +281,10 @@ pub fn apply_body(target: &Target, artifacts: &[(String, ArtifactState)], annota
         .collect();
     let mut metadata = json!({ "name": target.workload.name, "namespace": target.namespace });
     if !annotations.is_empty() {
-        metadata["annotations"] = annotations.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        metadata["annotations"] = annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
     }
     let mut spec = json!({});
     if !artifacts.is_empty() {
@@ -271,7 +310,10 @@ mod tests {
         Target {
             context: Some("prod".into()),
             namespace: "monitoring".into(),
-            workload: WorkloadRef { kind: WorkloadKind::StatefulSet, name: "perses".into() },
+            workload: WorkloadRef {
+                kind: WorkloadKind::StatefulSet,
+                name: "perses".into(),
+            },
             container: "perses".into(),
         }
     }
@@ -307,13 +349,19 @@ mod tests {
         assert_eq!(e.artifacts.len(), 1);
         let a = &e.artifacts[0];
         assert_eq!(a.state.reference, "r/p:v1");
-        assert_eq!(a.state.mount_path.as_deref(), Some("/etc/perses/provisioning"));
+        assert_eq!(
+            a.state.mount_path.as_deref(),
+            Some("/etc/perses/provisioning")
+        );
         assert_eq!(a.state.sub_path.as_deref(), Some("prod"));
         // perses-oci shares the list key only; helm owns the values.
         assert_eq!(a.owners, vec!["helm".to_string()]);
         assert!(a.applied_by_us);
         assert_eq!(a.last_write.as_ref().unwrap().manager, "helm");
-        assert_eq!(e.config_source, Some(("perses".into(), "config.yaml".into())));
+        assert_eq!(
+            e.config_source,
+            Some(("perses".into(), "config.yaml".into()))
+        );
         assert_eq!(e.mounts.len(), 2);
     }
 
@@ -323,24 +371,41 @@ mod tests {
         t.container = "nope".into();
         assert_eq!(
             extract(&sts(), &t).unwrap_err(),
-            ShapeError::ContainerNotFound { containers: vec!["perses".into()] }
+            ShapeError::ContainerNotFound {
+                containers: vec!["perses".into()]
+            }
         );
     }
 
     #[test]
     fn path_boundaries() {
-        assert!(path_contains("/etc/perses/provisioning", "/etc/perses/provisioning"));
-        assert!(path_contains("/etc/perses/provisioning/", "/etc/perses/provisioning/a"));
+        assert!(path_contains(
+            "/etc/perses/provisioning",
+            "/etc/perses/provisioning"
+        ));
+        assert!(path_contains(
+            "/etc/perses/provisioning/",
+            "/etc/perses/provisioning/a"
+        ));
         assert!(path_contains("/etc/perses", "/etc/perses/provisioning"));
-        assert!(!path_contains("/etc/perses/prov", "/etc/perses/provisioning"));
+        assert!(!path_contains(
+            "/etc/perses/prov",
+            "/etc/perses/provisioning"
+        ));
         assert!(path_contains("/", "/x"));
     }
 
     #[test]
     fn provisioning_folders_from_chart_config() {
-        let f = provisioning_folders("provisioning:\n  folders:\n    - /a\n    - /b\n  interval: 10m\n").unwrap();
+        let f = provisioning_folders(
+            "provisioning:\n  folders:\n    - /a\n    - /b\n  interval: 10m\n",
+        )
+        .unwrap();
         assert_eq!(f, vec!["/a".to_string(), "/b".to_string()]);
-        assert_eq!(provisioning_folders("database: {}\n").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            provisioning_folders("database: {}\n").unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub fn progress(kind: WorkloadKind, obj: &Value) -> Progress {
     let status = &obj["status"];
     let observed = int(&status["observedGeneration"]);
     if observed < generation {
-        return Progress::Waiting(format!("the controller has not seen generation {generation} yet (observed {observed})"));
+        return Progress::Waiting(format!(
+            "the controller has not seen generation {generation} yet (observed {observed})"
+        ));
     }
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let updated = int(&status["updatedReplicas"]);
@@ -40,16 +42,23 @@ pub fn progress(kind: WorkloadKind, obj: &Value) -> Progress {
             } else if ready < replicas {
                 Progress::Waiting(format!("{ready} of {replicas} pods ready"))
             } else if cur != upd {
-                Progress::Waiting(format!("current revision {cur:?} is not the update revision {upd:?} yet"))
+                Progress::Waiting(format!(
+                    "current revision {cur:?} is not the update revision {upd:?} yet"
+                ))
             } else {
                 Progress::Done
             }
         }
         WorkloadKind::Deployment => {
             if let Some(c) = status["conditions"].as_array().and_then(|cs| {
-                cs.iter().find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+                cs.iter().find(|c| {
+                    c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
+                })
             }) {
-                return Progress::Failed(format!("progress deadline exceeded: {}", c["message"].as_str().unwrap_or("")));
+                return Progress::Failed(format!(
+                    "progress deadline exceeded: {}",
+                    c["message"].as_str().unwrap_or("")
+                ));
             }
             let available = int(&status["availableReplicas"]);
             let total = int(&status["replicas"]);
@@ -106,10 +115,15 @@ mod tests {
     fn statefulset_conditions() {
         let mut o = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
             "status": {"observedGeneration": 1}});
-        assert!(matches!(progress(WorkloadKind::StatefulSet, &o), Progress::Waiting(_)));
+        assert!(matches!(
+            progress(WorkloadKind::StatefulSet, &o),
+            Progress::Waiting(_)
+        ));
         o["status"] = json!({"observedGeneration": 2, "updatedReplicas": 2, "readyReplicas": 2,
             "currentRevision": "a", "updateRevision": "b"});
-        assert!(matches!(progress(WorkloadKind::StatefulSet, &o), Progress::Waiting(w) if w.contains("revision")));
+        assert!(
+            matches!(progress(WorkloadKind::StatefulSet, &o), Progress::Waiting(w) if w.contains("revision"))
+        );
         o["status"]["currentRevision"] = json!("b");
         assert_eq!(progress(WorkloadKind::StatefulSet, &o), Progress::Done);
     }
@@ -121,6 +135,9 @@ mod tests {
         assert_eq!(progress(WorkloadKind::Deployment, &o), Progress::Done);
         let o = json!({"metadata": {"generation": 1}, "spec": {"replicas": 1},
             "status": {"observedGeneration": 1, "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "x"}]}});
-        assert!(matches!(progress(WorkloadKind::Deployment, &o), Progress::Failed(_)));
+        assert!(matches!(
+            progress(WorkloadKind::Deployment, &o),
+            Progress::Failed(_)
+        ));
     }
 }

@@ -289,15 +289,25 @@ pub enum Reason {
     /// The workload has no such volume yet.
     NotPresent,
     /// The repository or the tag differs.
-    TagChanged { from: String, to: String },
+    TagChanged {
+        from: String,
+        to: String,
+    },
     /// Same tag, but the registry now resolves it to another digest.
-    TagMoved { from: String, to: String },
+    TagMoved {
+        from: String,
+        to: String,
+    },
     /// Same tag and content, written as `repo:tag` instead of `repo:tag@digest` or back.
-    PinChanged { to: Pin },
+    PinChanged {
+        to: Pin,
+    },
     PullPolicyChanged,
     MountMoved,
     /// The managed fields were last written by another field manager.
-    ChangedOutside { manager: String },
+    ChangedOutside {
+        manager: String,
+    },
     /// perses-oci applied it earlier and the environment file no longer has it.
     RemovedFromConfig,
 }
@@ -308,14 +318,26 @@ impl fmt::Display for Reason {
             Reason::NotPresent => f.write_str("not in the workload yet"),
             Reason::TagChanged { from, to } => write!(f, "tag changed ({from} -> {to})"),
             Reason::TagMoved { from, to } => {
-                write!(f, "tag moved in the registry ({} -> {})", short(from), short(to))
+                write!(
+                    f,
+                    "tag moved in the registry ({} -> {})",
+                    short(from),
+                    short(to)
+                )
             }
-            Reason::PinChanged { to: Pin::Digest } => f.write_str("pin the digest (pin = \"digest\")"),
-            Reason::PinChanged { to: Pin::Tag } => f.write_str("drop the digest pin (pin = \"tag\")"),
+            Reason::PinChanged { to: Pin::Digest } => {
+                f.write_str("pin the digest (pin = \"digest\")")
+            }
+            Reason::PinChanged { to: Pin::Tag } => {
+                f.write_str("drop the digest pin (pin = \"tag\")")
+            }
             Reason::PullPolicyChanged => f.write_str("pull policy changed"),
             Reason::MountMoved => f.write_str("mount moved"),
             Reason::ChangedOutside { manager } => {
-                write!(f, "changed outside perses-oci (by field manager {manager:?})")
+                write!(
+                    f,
+                    "changed outside perses-oci (by field manager {manager:?})"
+                )
             }
             Reason::RemovedFromConfig => f.write_str("no longer in the environment file"),
         }

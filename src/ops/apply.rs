@@ -48,8 +48,14 @@ pub enum ApplyError {
         timeout: Duration,
         state: String,
     },
-    #[error("environment {env}: the rollout of {workload} failed: {state}.\n  To go back to the previous revision run: perses-oci rollback --env {env}")]
-    RolloutFailed { env: String, workload: String, state: String },
+    #[error(
+        "environment {env}: the rollout of {workload} failed: {state}.\n  To go back to the previous revision run: perses-oci rollback --env {env}"
+    )]
+    RolloutFailed {
+        env: String,
+        workload: String,
+        state: String,
+    },
 }
 
 /// A plan ready to apply: each environment's plan with what it was computed from.
@@ -63,7 +69,11 @@ pub struct Prepared {
 pub async fn prepare(opts: &ApplyOptions) -> Result<Prepared, ApplyError> {
     let Some(path) = &opts.plan_file else {
         let (project, plan, contexts) = crate::ops::plan::plan(&opts.plan).await?;
-        return Ok(Prepared { project, plan, contexts });
+        return Ok(Prepared {
+            project,
+            plan,
+            contexts,
+        });
     };
     let saved = planfile::read(path)?;
     let project = config::load_project(&opts.plan.dir)?;
@@ -74,13 +84,19 @@ pub async fn prepare(opts: &ApplyOptions) -> Result<Prepared, ApplyError> {
         if let Some(e) = &env.error {
             return Err(ApplyError::Env {
                 env: env.env.clone(),
-                message: format!("the saved plan has an error, it cannot be applied: {}", e.message),
+                message: format!(
+                    "the saved plan has an error, it cannot be applied: {}",
+                    e.message
+                ),
             });
         }
         let desired = config::load_env(&project, &env.env)?;
         let ctx = observe_env(&desired, opts.plan.kubeconfig.clone())
             .await
-            .map_err(|message| ApplyError::Env { env: env.env.clone(), message })?;
+            .map_err(|message| ApplyError::Env {
+                env: env.env.clone(),
+                message,
+            })?;
         if let Some(inputs) = &env.inputs {
             reasons.extend(stale_reasons(&env.env, &desired, inputs, &ctx));
         }
@@ -90,15 +106,27 @@ pub async fn prepare(opts: &ApplyOptions) -> Result<Prepared, ApplyError> {
     if !reasons.is_empty() {
         return Err(ApplyError::Stale { reasons });
     }
-    Ok(Prepared { project, plan: Plan { envs }, contexts })
+    Ok(Prepared {
+        project,
+        plan: Plan { envs },
+        contexts,
+    })
 }
 
 /// What moved since a plan was saved, scoped to what perses-oci reads and writes: the file, the
 /// resolved digests and the managed fields. Other writes to the workload do not count.
-pub fn stale_reasons(env: &str, desired: &Desired, inputs: &PlanInputs, ctx: &EnvContext) -> Vec<String> {
+pub fn stale_reasons(
+    env: &str,
+    desired: &Desired,
+    inputs: &PlanInputs,
+    ctx: &EnvContext,
+) -> Vec<String> {
     let mut out = Vec::new();
     if desired.file_sha256 != inputs.file_sha256 {
-        out.push(format!("{env}: {} changed since the plan", desired.file.display()));
+        out.push(format!(
+            "{env}: {} changed since the plan",
+            desired.file.display()
+        ));
     }
     for r in &ctx.resolved {
         match inputs.resolved.iter().find(|o| o.name == r.name) {
@@ -121,11 +149,21 @@ pub fn stale_reasons(env: &str, desired: &Desired, inputs: &PlanInputs, ctx: &En
         if !seen.insert(name.clone()) {
             continue;
         }
-        let now = ctx.observed.artifacts.iter().find(|a| &a.name == name).map(|a| &a.state);
-        let then = inputs.live.iter().find(|a| &a.name == name).map(|a| &a.state);
+        let now = ctx
+            .observed
+            .artifacts
+            .iter()
+            .find(|a| &a.name == name)
+            .map(|a| &a.state);
+        let then = inputs
+            .live
+            .iter()
+            .find(|a| &a.name == name)
+            .map(|a| &a.state);
         if now != then {
             let show = |s: Option<&crate::model::ArtifactState>| {
-                s.map(|s| s.reference.clone()).unwrap_or_else(|| "(absent)".into())
+                s.map(|s| s.reference.clone())
+                    .unwrap_or_else(|| "(absent)".into())
             };
             out.push(format!(
                 "{env}: the managed fields of volume {name:?} changed in the cluster since the plan ({} -> {})",
@@ -147,13 +185,17 @@ pub async fn apply_env(
 ) -> Result<bool, ApplyError> {
     let env = &ctx.desired.env;
     if plan.changes.is_empty() {
-        say(format!("{env}: No changes. The workload matches the configuration."));
+        say(format!(
+            "{env}: No changes. The workload matches the configuration."
+        ));
         return Ok(false);
     }
     let cluster = &ctx.cluster;
     let target = &ctx.desired.target;
     // A dry run first: a refused write (RBAC, a conflict) is reported before taking the lock.
-    cluster.apply(target, &body_for(ctx, &[]), true, opts.force_conflicts).await?;
+    cluster
+        .apply(target, &body_for(ctx, &[]), true, opts.force_conflicts)
+        .await?;
     let who = lease::identity(&cluster.user);
     let held = cluster.lock(target, &who, opts.lock_timeout).await?;
     let result = write_and_wait(ctx, opts, say).await;
@@ -161,29 +203,50 @@ pub async fn apply_env(
     result.map(|_| true)
 }
 
-async fn write_and_wait(ctx: &EnvContext, opts: &ApplyOptions, say: &mut dyn FnMut(String)) -> Result<(), ApplyError> {
+async fn write_and_wait(
+    ctx: &EnvContext,
+    opts: &ApplyOptions,
+    say: &mut dyn FnMut(String),
+) -> Result<(), ApplyError> {
     let env = &ctx.desired.env;
     let cluster = &ctx.cluster;
     let target = &ctx.desired.target;
     // Under the lock, make sure nobody wrote the managed fields since we looked.
     let now = cluster.get_workload(target).await?;
     if let Ok(ex) = observe::extract(&now, target) {
-        let states = |a: &[crate::model::LiveArtifact]| a.iter().map(|x| (x.name.clone(), x.state.clone())).collect::<Vec<_>>();
+        let states = |a: &[crate::model::LiveArtifact]| {
+            a.iter()
+                .map(|x| (x.name.clone(), x.state.clone()))
+                .collect::<Vec<_>>()
+        };
         if states(&ex.artifacts) != states(&ctx.observed.artifacts) {
             return Err(ApplyError::Stale {
-                reasons: vec![format!("{env}: the managed fields changed in the cluster while planning; run again")],
+                reasons: vec![format!(
+                    "{env}: the managed fields changed in the cluster while planning; run again"
+                )],
             });
         }
     }
-    let history = next_history(&ctx.observed.history, &ctx.desired, &ctx.resolved, &cluster.user);
+    let history = next_history(
+        &ctx.observed.history,
+        &ctx.desired,
+        &ctx.resolved,
+        &cluster.user,
+    );
     let annotation = serde_json::to_string(&history).expect("history serializes");
     let body = body_for(ctx, &[(HISTORY_ANNOTATION.to_string(), annotation)]);
-    let stored = cluster.apply(target, &body, false, opts.force_conflicts).await?;
+    let stored = cluster
+        .apply(target, &body, false, opts.force_conflicts)
+        .await?;
     let dropped = dropped_checks(ctx, &stored, false);
     if !dropped.is_empty() {
         return Err(ApplyError::Dropped {
             env: env.clone(),
-            message: dropped.into_iter().map(|c| c.message).collect::<Vec<_>>().join("\n"),
+            message: dropped
+                .into_iter()
+                .map(|c| c.message)
+                .collect::<Vec<_>>()
+                .join("\n"),
         });
     }
     let generation = stored["metadata"]["generation"].as_i64().unwrap_or(0);
@@ -198,7 +261,9 @@ async fn write_and_wait(ctx: &EnvContext, opts: &ApplyOptions, say: &mut dyn FnM
         return Ok(());
     }
     let progress = cluster
-        .wait_rollout(target, opts.timeout, |why| say(format!("{env}: waiting for the rollout: {why}")))
+        .wait_rollout(target, opts.timeout, |why| {
+            say(format!("{env}: waiting for the rollout: {why}"))
+        })
         .await?;
     match progress {
         Progress::Done => {
@@ -220,13 +285,21 @@ async fn write_and_wait(ctx: &EnvContext, opts: &ApplyOptions, say: &mut dyn FnM
 }
 
 /// The history after this apply: the old one plus one revision, the newest `HISTORY_LIMIT` kept.
-pub fn next_history(old: &[Revision], desired: &Desired, resolved: &[Resolved], by: &str) -> Vec<Revision> {
+pub fn next_history(
+    old: &[Revision],
+    desired: &Desired,
+    resolved: &[Resolved],
+    by: &str,
+) -> Vec<Revision> {
     let revision = old.last().map(|r| r.revision + 1).unwrap_or(1);
     let artifacts = desired
         .artifacts
         .iter()
         .map(|a| {
-            let digest = resolved.iter().find(|r| r.name == a.name).map(|r| r.digest.clone());
+            let digest = resolved
+                .iter()
+                .find(|r| r.name == a.name)
+                .map(|r| r.digest.clone());
             RevisionArtifact {
                 name: a.name.clone(),
                 image: a.image.clone(),
@@ -254,15 +327,27 @@ pub fn next_history(old: &[Revision], desired: &Desired, resolved: &[Resolved], 
 pub fn at_revision(ctx: &EnvContext, revision: &Revision) -> EnvContext {
     let mut desired = ctx.desired.clone();
     let mut resolved = Vec::new();
-    desired.artifacts.retain(|a| revision.artifacts.iter().any(|r| r.name == a.name));
+    desired
+        .artifacts
+        .retain(|a| revision.artifacts.iter().any(|r| r.name == a.name));
     for a in &mut desired.artifacts {
-        let r = revision.artifacts.iter().find(|r| r.name == a.name).expect("retained");
+        let r = revision
+            .artifacts
+            .iter()
+            .find(|r| r.name == a.name)
+            .expect("retained");
         a.image = r.image.clone();
         a.tag = r.tag.clone();
         if let Some(d) = &r.digest {
-            resolved.push(Resolved { name: a.name.clone(), digest: d.clone() });
+            resolved.push(Resolved {
+                name: a.name.clone(),
+                digest: d.clone(),
+            });
         } else if let Some(d) = parse_ref(&r.reference).digest {
-            resolved.push(Resolved { name: a.name.clone(), digest: d });
+            resolved.push(Resolved {
+                name: a.name.clone(),
+                digest: d,
+            });
         }
     }
     EnvContext {
@@ -279,7 +364,9 @@ pub fn rewrite_tags(text: &str, desired: &Desired, revision: &Revision) -> (Stri
     let mut out = text.to_string();
     let mut changes = Vec::new();
     for a in &desired.artifacts {
-        let Some(r) = revision.artifacts.iter().find(|r| r.name == a.name) else { continue };
+        let Some(r) = revision.artifacts.iter().find(|r| r.name == a.name) else {
+            continue;
+        };
         if r.tag == a.tag {
             continue;
         }
@@ -291,7 +378,11 @@ pub fn rewrite_tags(text: &str, desired: &Desired, revision: &Revision) -> (Stri
             .split_inclusive('\n')
             .map(|line| {
                 let t = line.trim_start();
-                if !done && t.starts_with("tag") && t.contains(&old) && t[3..].trim_start().starts_with('=') {
+                if !done
+                    && t.starts_with("tag")
+                    && t.contains(&old)
+                    && t[3..].trim_start().starts_with('=')
+                {
                     done = true;
                     line.replacen(&old, &new, 1)
                 } else {
@@ -299,7 +390,10 @@ pub fn rewrite_tags(text: &str, desired: &Desired, revision: &Revision) -> (Stri
                 }
             })
             .collect();
-        changes.push(format!("artifact {:?}: tag = \"{}\" -> tag = \"{}\"", a.name, a.tag, r.tag));
+        changes.push(format!(
+            "artifact {:?}: tag = \"{}\" -> tag = \"{}\"",
+            a.name, a.tag, r.tag
+        ));
     }
     (out, changes)
 }

@@ -25,30 +25,41 @@ pub enum ImportError {
     Exists { path: PathBuf },
     #[error("{workload} has no image volume mounted in container {container:?}: nothing to import")]
     Nothing { workload: String, container: String },
-    #[error("image volume {name:?} has reference {reference:?} without a tag; perses-oci needs a tag")]
+    #[error(
+        "image volume {name:?} has reference {reference:?} without a tag; perses-oci needs a tag"
+    )]
     NoTag { name: String, reference: String },
     #[error("the imported environment does not validate: {0}")]
     Invalid(#[from] config::ConfigError),
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
-    let path = opts.dir.join(config::ENVIRONMENTS_DIR).join(format!("{}.toml", opts.env));
+    let path = opts
+        .dir
+        .join(config::ENVIRONMENTS_DIR)
+        .join(format!("{}.toml", opts.env));
     if path.exists() && !opts.force {
         return Err(ImportError::Exists { path });
     }
     let c = cluster::connect(opts.kubeconfig.as_deref(), opts.target.context.as_deref()).await?;
     let obj = c.get_workload(&opts.target).await?;
-    let ex = observe::extract(&obj, &opts.target).map_err(|observe::ShapeError::ContainerNotFound { containers }| {
-        cluster::ClusterError::ContainerNotFound {
-            context: c.context.clone(),
-            namespace: opts.target.namespace.clone(),
-            workload: opts.target.workload.to_string(),
-            container: opts.target.container.clone(),
-            containers,
-        }
-    })?;
+    let ex = observe::extract(&obj, &opts.target).map_err(
+        |observe::ShapeError::ContainerNotFound { containers }| {
+            cluster::ClusterError::ContainerNotFound {
+                context: c.context.clone(),
+                namespace: opts.target.namespace.clone(),
+                workload: opts.target.workload.to_string(),
+                container: opts.target.container.clone(),
+                containers,
+            }
+        },
+    )?;
     let mut artifacts = Vec::new();
     for a in ex.artifacts.iter().filter(|a| a.state.mount_path.is_some()) {
         let r = parse_ref(&a.state.reference);
@@ -64,7 +75,11 @@ pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
             mount_path: a.state.mount_path.clone().unwrap_or_default(),
             sub_path: a.state.sub_path.clone(),
             // Keep what is live: a digest-pinned reference stays pinned, a bare tag stays a tag.
-            pin: if r.digest.is_some() { Pin::Digest } else { Pin::Tag },
+            pin: if r.digest.is_some() {
+                Pin::Digest
+            } else {
+                Pin::Tag
+            },
         });
     }
     if artifacts.is_empty() {
@@ -85,8 +100,14 @@ pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
     // What we write must load: check it before touching the file.
     config::parse_env(&opts.env, &path, &text, &opts.dir)?;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| ImportError::Write { path: path.clone(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| ImportError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
-    std::fs::write(&path, text).map_err(|source| ImportError::Write { path: path.clone(), source })?;
+    std::fs::write(&path, text).map_err(|source| ImportError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }

@@ -31,7 +31,9 @@ pub struct EnvContext {
 
 /// Plans every selected environment. Errors of the project itself (no environments, unknown
 /// names) are returned; errors of one environment land in its `EnvPlan`.
-pub async fn plan(opts: &PlanOptions) -> Result<(Project, Plan, Vec<Option<EnvContext>>), config::ConfigError> {
+pub async fn plan(
+    opts: &PlanOptions,
+) -> Result<(Project, Plan, Vec<Option<EnvContext>>), config::ConfigError> {
     let project = config::load_project(&opts.dir)?;
     let names = project.select(&opts.envs, opts.all)?;
     let futures = names
@@ -67,7 +69,11 @@ fn failed(env: &str, target: Option<&Target>, message: String) -> EnvPlan {
 }
 
 /// Plans one environment; never fails, the error is in the plan.
-pub async fn plan_env(project: &Project, name: &str, kubeconfig: Option<PathBuf>) -> (EnvPlan, Option<EnvContext>) {
+pub async fn plan_env(
+    project: &Project,
+    name: &str,
+    kubeconfig: Option<PathBuf>,
+) -> (EnvPlan, Option<EnvContext>) {
     let desired = match config::load_env(project, name) {
         Ok(d) => d,
         Err(e) => return (failed(name, None, e.to_string()), None),
@@ -79,7 +85,10 @@ pub async fn plan_env(project: &Project, name: &str, kubeconfig: Option<PathBuf>
 }
 
 /// Reads the cluster and the registry for one environment.
-pub async fn observe_env(desired: &Desired, kubeconfig: Option<PathBuf>) -> Result<EnvContext, String> {
+pub async fn observe_env(
+    desired: &Desired,
+    kubeconfig: Option<PathBuf>,
+) -> Result<EnvContext, String> {
     let target = &desired.target;
     let cluster = cluster::connect(kubeconfig.as_deref(), target.context.as_deref())
         .await
@@ -146,7 +155,11 @@ pub fn body_for(ctx: &EnvContext, annotations: &[(String, String)]) -> serde_jso
         .artifacts
         .iter()
         .map(|a| {
-            let digest = ctx.resolved.iter().find(|r| r.name == a.name).map(|r| r.digest.as_str());
+            let digest = ctx
+                .resolved
+                .iter()
+                .find(|r| r.name == a.name)
+                .map(|r| r.digest.as_str());
             (a.name.clone(), desired_state(a, digest))
         })
         .collect();

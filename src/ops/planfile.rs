@@ -13,9 +13,17 @@ pub const FORMAT_VERSION: &str = "1.0";
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
     #[error("cannot read plan file {}: {source}", path.display())]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write plan file {}: {source}", path.display())]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{} is not a perses-oci plan file: {message}", path.display())]
     Malformed { path: PathBuf, message: String },
     #[error("plan file {} was modified after it was written (checksum mismatch); run plan again", path.display())]
@@ -47,17 +55,26 @@ pub fn write(path: &Path, plan: &Plan) -> Result<(), PlanFileError> {
     };
     let mut text = serde_json::to_string_pretty(&file).expect("a plan file serializes");
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| PlanFileError::Write { path: path.into(), source })
+    std::fs::write(path, text).map_err(|source| PlanFileError::Write {
+        path: path.into(),
+        source,
+    })
 }
 
 pub fn read(path: &Path) -> Result<Plan, PlanFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Read {
+        path: path.into(),
+        source,
+    })?;
     let file: PlanFile = serde_json::from_str(&text).map_err(|e| PlanFileError::Malformed {
         path: path.into(),
         message: e.to_string(),
     })?;
     if file.kind != KIND {
-        return Err(PlanFileError::Malformed { path: path.into(), message: format!("kind is {:?}", file.kind) });
+        return Err(PlanFileError::Malformed {
+            path: path.into(),
+            message: format!("kind is {:?}", file.kind),
+        });
     }
     if checksum(&file.plan) != file.checksum {
         return Err(PlanFileError::Edited { path: path.into() });
@@ -76,7 +93,9 @@ mod tests {
         let plan = Plan::default();
         write(&p, &plan).unwrap();
         assert_eq!(read(&p).unwrap(), plan);
-        let text = std::fs::read_to_string(&p).unwrap().replace("\"envs\": []", "\"envs\": [ ]");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("\"envs\": []", "\"envs\": [ ]");
         std::fs::write(&p, &text).unwrap();
         assert!(read(&p).is_ok(), "whitespace is not an edit");
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -3,8 +3,8 @@
 
 use crate::cluster::observe::path_contains;
 use crate::model::{
-    Action, ArtifactSpec, ArtifactState, Change, Check, Desired, LiveArtifact, Observed, Pin,
-    PullPolicy, Reason, Resolved, Severity, FIELD_MANAGER,
+    Action, ArtifactSpec, ArtifactState, Change, Check, Desired, FIELD_MANAGER, LiveArtifact,
+    Observed, Pin, PullPolicy, Reason, Resolved, Severity,
 };
 
 /// `repo[:tag][@digest]`, split.
@@ -65,7 +65,12 @@ fn effective_policy(policy: Option<&str>, reference: &str) -> String {
 }
 
 /// Why `live` differs from `want`; empty when it does not.
-fn reasons(spec: &ArtifactSpec, want: &ArtifactState, live: &LiveArtifact, digest: Option<&str>) -> Vec<Reason> {
+fn reasons(
+    spec: &ArtifactSpec,
+    want: &ArtifactState,
+    live: &LiveArtifact,
+    digest: Option<&str>,
+) -> Vec<Reason> {
     let mut out = Vec::new();
     let l = parse_ref(&live.state.reference);
     if l.repository != spec.image || l.tag.as_deref() != Some(spec.tag.as_str()) {
@@ -99,23 +104,32 @@ fn reasons(spec: &ArtifactSpec, want: &ArtifactState, live: &LiveArtifact, diges
     if live.state.mount_path != want.mount_path || live.state.sub_path != want.sub_path {
         out.push(Reason::MountMoved);
     }
-    if !out.is_empty() && live.applied_by_us {
-        if let Some(w) = &live.last_write {
-            if w.manager != FIELD_MANAGER {
-                out.push(Reason::ChangedOutside {
-                    manager: w.manager.clone(),
-                });
-            }
-        }
+    if let Some(w) = &live.last_write
+        && !out.is_empty()
+        && live.applied_by_us
+        && w.manager != FIELD_MANAGER
+    {
+        out.push(Reason::ChangedOutside {
+            manager: w.manager.clone(),
+        });
     }
     out
 }
 
 /// Computes the changes and checks of one environment.
-pub fn diff(desired: &Desired, observed: &Observed, resolved: &[Resolved]) -> (Vec<Change>, Vec<Check>) {
+pub fn diff(
+    desired: &Desired,
+    observed: &Observed,
+    resolved: &[Resolved],
+) -> (Vec<Change>, Vec<Check>) {
     let mut changes = Vec::new();
     let mut checks = Vec::new();
-    let digest_of = |name: &str| resolved.iter().find(|r| r.name == name).map(|r| r.digest.as_str());
+    let digest_of = |name: &str| {
+        resolved
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.digest.as_str())
+    };
     for spec in &desired.artifacts {
         let digest = digest_of(&spec.name);
         let want = desired_state(spec, digest);
@@ -185,13 +199,13 @@ fn server_checks(desired: &Desired, observed: &Observed) -> Vec<Check> {
             "server_version",
             format!("the API server is Kubernetes {v}; image volumes need 1.31 or later"),
         ));
-    } else if (major, minor) < (1, 33) {
-        if desired.artifacts.iter().any(|a| a.sub_path.is_some()) {
-            out.push(error(
-                "sub_path_version",
-                format!("the API server is Kubernetes {v}; subPath on an image volume mount needs 1.33 or later"),
-            ));
-        }
+    } else if (major, minor) < (1, 33) && desired.artifacts.iter().any(|a| a.sub_path.is_some()) {
+        out.push(error(
+            "sub_path_version",
+            format!(
+                "the API server is Kubernetes {v}; subPath on an image volume mount needs 1.33 or later"
+            ),
+        ));
     }
     if (major, minor) >= (1, 31) && (major, minor) < (1, 35) {
         out.push(warning(
@@ -262,7 +276,10 @@ mod tests {
             target: Target {
                 context: Some("prod".into()),
                 namespace: "monitoring".into(),
-                workload: WorkloadRef { kind: WorkloadKind::StatefulSet, name: "perses".into() },
+                workload: WorkloadRef {
+                    kind: WorkloadKind::StatefulSet,
+                    name: "perses".into(),
+                },
                 container: "perses".into(),
             },
             artifacts: arts,
@@ -277,7 +294,12 @@ mod tests {
             server_version: (1, 35),
             mounts: arts
                 .iter()
-                .filter_map(|a| Some(LiveMount { volume: a.name.clone(), mount_path: a.state.mount_path.clone()? }))
+                .filter_map(|a| {
+                    Some(LiveMount {
+                        volume: a.name.clone(),
+                        mount_path: a.state.mount_path.clone()?,
+                    })
+                })
                 .collect(),
             artifacts: arts,
             provisioning_folders: Some(vec!["/etc/perses/provisioning".into()]),
@@ -296,7 +318,11 @@ mod tests {
             },
             owners: owners.iter().map(|s| s.to_string()).collect(),
             applied_by_us: ours,
-            last_write: owners.first().map(|m| LastWrite { manager: m.to_string(), operation: "Update".into(), time: None }),
+            last_write: owners.first().map(|m| LastWrite {
+                manager: m.to_string(),
+                operation: "Update".into(),
+                time: None,
+            }),
         }
     }
 
@@ -304,17 +330,27 @@ mod tests {
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
     fn resolved(d: &str) -> Vec<Resolved> {
-        vec![Resolved { name: "perses-resources".into(), digest: d.into() }]
+        vec![Resolved {
+            name: "perses-resources".into(),
+            digest: d.into(),
+        }]
     }
 
     #[test]
     fn parses_references() {
         assert_eq!(
             parse_ref("127.0.0.1:5000/a/b:v1@sha256:ab"),
-            ParsedRef { repository: "127.0.0.1:5000/a/b".into(), tag: Some("v1".into()), digest: Some("sha256:ab".into()) }
+            ParsedRef {
+                repository: "127.0.0.1:5000/a/b".into(),
+                tag: Some("v1".into()),
+                digest: Some("sha256:ab".into())
+            }
         );
         assert_eq!(parse_ref("127.0.0.1:5000/a/b").tag, None);
-        assert_eq!(parse_ref("127.0.0.1:5000/a/b").repository, "127.0.0.1:5000/a/b");
+        assert_eq!(
+            parse_ref("127.0.0.1:5000/a/b").repository,
+            "127.0.0.1:5000/a/b"
+        );
     }
 
     #[test]
@@ -323,7 +359,10 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].action, Action::Add);
         assert_eq!(c[0].reasons, vec![Reason::NotPresent]);
-        assert_eq!(c[0].after.as_ref().unwrap().reference, format!("reg.example/perses:v1.2.0@{D1}"));
+        assert_eq!(
+            c[0].after.as_ref().unwrap().reference,
+            format!("reg.example/perses:v1.2.0@{D1}")
+        );
         assert!(checks.is_empty(), "{checks:?}");
     }
 
@@ -332,21 +371,41 @@ mod tests {
         let l = live("reg.example/perses:v1.1.0", &["helm"], false);
         let (c, _) = diff(&desired(vec![spec()]), &observed(vec![l]), &resolved(D1));
         assert_eq!(c[0].action, Action::Update);
-        assert_eq!(c[0].reasons, vec![Reason::TagChanged { from: "v1.1.0".into(), to: "v1.2.0".into() }]);
+        assert_eq!(
+            c[0].reasons,
+            vec![Reason::TagChanged {
+                from: "v1.1.0".into(),
+                to: "v1.2.0".into()
+            }]
+        );
         assert_eq!(c[0].conflicts_with, vec!["helm".to_string()]);
     }
 
     #[test]
     fn moved_tag_is_detected_by_digest() {
-        let l = live(&format!("reg.example/perses:v1.2.0@{D1}"), &["perses-oci"], true);
+        let l = live(
+            &format!("reg.example/perses:v1.2.0@{D1}"),
+            &["perses-oci"],
+            true,
+        );
         let (c, _) = diff(&desired(vec![spec()]), &observed(vec![l]), &resolved(D2));
-        assert_eq!(c[0].reasons, vec![Reason::TagMoved { from: D1.into(), to: D2.into() }]);
+        assert_eq!(
+            c[0].reasons,
+            vec![Reason::TagMoved {
+                from: D1.into(),
+                to: D2.into()
+            }]
+        );
         assert!(c[0].conflicts_with.is_empty());
     }
 
     #[test]
     fn in_sync_is_no_change() {
-        let l = live(&format!("reg.example/perses:v1.2.0@{D1}"), &["perses-oci"], true);
+        let l = live(
+            &format!("reg.example/perses:v1.2.0@{D1}"),
+            &["perses-oci"],
+            true,
+        );
         let (c, _) = diff(&desired(vec![spec()]), &observed(vec![l]), &resolved(D1));
         assert!(c.is_empty(), "{c:?}");
     }
@@ -355,7 +414,11 @@ mod tests {
     fn unset_pull_policy_matches_the_server_default() {
         let mut s = spec();
         s.pull_policy = None;
-        let mut l = live(&format!("reg.example/perses:v1.2.0@{D1}"), &["perses-oci"], true);
+        let mut l = live(
+            &format!("reg.example/perses:v1.2.0@{D1}"),
+            &["perses-oci"],
+            true,
+        );
         l.state.pull_policy = Some("IfNotPresent".into());
         let (c, _) = diff(&desired(vec![s]), &observed(vec![l]), &resolved(D1));
         assert!(c.is_empty(), "{c:?}");
@@ -365,7 +428,13 @@ mod tests {
     fn edit_by_another_manager_is_named() {
         let l = live("reg.example/perses:v0.9.0", &["kubectl-edit"], true);
         let (c, _) = diff(&desired(vec![spec()]), &observed(vec![l]), &resolved(D1));
-        assert!(c[0].reasons.contains(&Reason::ChangedOutside { manager: "kubectl-edit".into() }), "{:?}", c[0].reasons);
+        assert!(
+            c[0].reasons.contains(&Reason::ChangedOutside {
+                manager: "kubectl-edit".into()
+            }),
+            "{:?}",
+            c[0].reasons
+        );
     }
 
     #[test]
@@ -383,13 +452,20 @@ mod tests {
     fn checks_provisioning_folder_boundary_and_mount_clash_and_version() {
         let mut o = observed(vec![]);
         o.provisioning_folders = Some(vec!["/etc/perses/prov".into()]);
-        o.mounts.push(LiveMount { volume: "provisioning".into(), mount_path: "/etc/perses/provisioning".into() });
+        o.mounts.push(LiveMount {
+            volume: "provisioning".into(),
+            mount_path: "/etc/perses/provisioning".into(),
+        });
         o.server_version = (1, 32);
         let (_, checks) = diff(&desired(vec![spec()]), &o, &resolved(D1));
         let codes: Vec<&str> = checks.iter().map(|c| c.code.as_str()).collect();
         assert!(codes.contains(&"provisioning_folder"), "{codes:?}");
         assert!(codes.contains(&"mount_path_taken"), "{codes:?}");
         assert!(codes.contains(&"sub_path_version"), "{codes:?}");
-        assert!(checks.iter().all(|c| c.severity == Severity::Error || c.code == "image_volume_gate"));
+        assert!(
+            checks
+                .iter()
+                .all(|c| c.severity == Severity::Error || c.code == "image_volume_gate")
+        );
     }
 }

@@ -38,14 +38,18 @@ pub enum RegistryError {
         tag: String,
         hint: String,
     },
-    #[error("registry {registry} denied access to repository {repository:?} (tag {tag:?}): {message}")]
+    #[error(
+        "registry {registry} denied access to repository {repository:?} (tag {tag:?}): {message}"
+    )]
     Denied {
         registry: String,
         repository: String,
         tag: String,
         message: String,
     },
-    #[error("registry {registry} is unreachable (repository {repository:?}, tag {tag:?}): {message}")]
+    #[error(
+        "registry {registry} is unreachable (repository {repository:?}, tag {tag:?}): {message}"
+    )]
     Unreachable {
         registry: String,
         repository: String,
@@ -66,7 +70,7 @@ pub enum RegistryError {
         repository: String,
         tag: String,
         #[source]
-        source: OciDistributionError,
+        source: Box<OciDistributionError>,
     },
 }
 
@@ -272,10 +276,9 @@ async fn classify(
                 // code they answer for a manifest of an unknown repository.
                 match client.list_tags(reference, auth, Some(1), None).await {
                     Err(OciDistributionError::RegistryError { envelope, .. })
-                        if envelope
-                            .errors
-                            .iter()
-                            .any(|x| format!("{:?}", x.code).eq_ignore_ascii_case("NameUnknown")) =>
+                        if envelope.errors.iter().any(|x| {
+                            format!("{:?}", x.code).eq_ignore_ascii_case("NameUnknown")
+                        }) =>
                     {
                         RegistryError::RepositoryNotFound {
                             registry,
@@ -306,7 +309,7 @@ async fn classify(
                     registry,
                     repository,
                     tag,
-                    source: e,
+                    source: Box::new(e),
                 }
             }
         }
@@ -327,7 +330,7 @@ async fn classify(
             registry,
             repository,
             tag,
-            source: e,
+            source: Box::new(e),
         },
     }
 }
@@ -389,25 +392,26 @@ pub async fn credentials(registry: &str) -> Result<RegistryAuth, RegistryError> 
 
 fn credentials_blocking(registry: &str) -> Result<RegistryAuth, RegistryError> {
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    let to_auth = |c: DockerCredential| match c {
+    let to_auth = |c: DockerCredential| {
+        match c {
         DockerCredential::UsernamePassword(u, p) => Ok(RegistryAuth::Basic(u, p)),
         DockerCredential::IdentityToken(_) => Err(RegistryError::Credentials {
             registry: registry.to_string(),
             message: "identity tokens are not supported; use a username and password or a credential helper".into(),
         }),
+    }
     };
-    if let Some(path) = std::env::var_os("REGISTRY_AUTH_FILE") {
-        if let Ok(f) = std::fs::File::open(&path) {
-            match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), registry)
-            {
-                Ok(c) => return to_auth(c),
-                Err(E::NoCredentialConfigured) => {}
-                Err(e) => {
-                    return Err(RegistryError::Credentials {
-                        registry: registry.to_string(),
-                        message: describe_credential_error(&e),
-                    });
-                }
+    if let Some(f) =
+        std::env::var_os("REGISTRY_AUTH_FILE").and_then(|p| std::fs::File::open(p).ok())
+    {
+        match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), registry) {
+            Ok(c) => return to_auth(c),
+            Err(E::NoCredentialConfigured) => {}
+            Err(e) => {
+                return Err(RegistryError::Credentials {
+                    registry: registry.to_string(),
+                    message: describe_credential_error(&e),
+                });
             }
         }
     }

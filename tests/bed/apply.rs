@@ -8,7 +8,13 @@ use serde_json::{Value, json};
 use std::path::Path;
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = bed().cmd().arg("--dir").arg(dir).args(args).output().unwrap();
+    let out = bed()
+        .cmd()
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -28,7 +34,10 @@ async fn get(context: &str, ns: &str) -> Value {
 }
 
 fn volume<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
-    obj["spec"]["template"]["spec"]["volumes"].as_array()?.iter().find(|v| v["name"] == name)
+    obj["spec"]["template"]["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == name)
 }
 
 /// The object without what perses-oci may change: the managed entries, its annotation,
@@ -47,7 +56,11 @@ fn unmanaged(obj: &Value) -> Value {
     }
     o.as_object_mut().unwrap().remove("status");
     let spec = &mut o["spec"]["template"]["spec"];
-    let ours = |v: &Value| v["name"].as_str().is_some_and(|n| n.starts_with("perses-resources"));
+    let ours = |v: &Value| {
+        v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("perses-resources"))
+    };
     spec["volumes"].as_array_mut().unwrap().retain(|v| !ours(v));
     for c in spec["containers"].as_array_mut().unwrap() {
         if let Some(ms) = c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
@@ -62,7 +75,13 @@ async fn add_sidecar(context: &str, ns: &str) {
     let api: Api<StatefulSet> = Api::namespaced(bed().client(context).await, ns);
     let patch = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"template": {"spec": {
         "containers": [{"name": "sidecar", "image": "busybox:1", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}}});
-    api.patch("perses", &PatchParams::apply("other-team"), &Patch::Apply(&patch)).await.unwrap();
+    api.patch(
+        "perses",
+        &PatchParams::apply("other-team"),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -71,41 +90,80 @@ async fn add_update_remove_and_second_apply_writes_nothing() {
     let (ns, image, d1) = scenario("prod", None, "v1").await;
     add_sidecar("prod", &ns).await;
     let before = get("prod", &ns).await;
-    let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", "sub_path = \"prod\"\n"))]);
+    let dir = project(&[(
+        "prod",
+        env_toml("prod", &ns, &image, "v1", "sub_path = \"prod\"\n"),
+    )]);
 
     // add
     let (code, out, err) = apply(dir.path(), &[]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("Apply complete! 1 added, 0 changed, 0 removed."), "{out}");
+    assert!(
+        out.contains("Apply complete! 1 added, 0 changed, 0 removed."),
+        "{out}"
+    );
     let after = get("prod", &ns).await;
-    assert_eq!(volume(&after, "perses-resources").unwrap()["image"]["reference"], format!("{image}:v1@{d1}"));
-    assert_eq!(unmanaged(&after), unmanaged(&before), "fields perses-oci does not manage changed");
+    assert_eq!(
+        volume(&after, "perses-resources").unwrap()["image"]["reference"],
+        format!("{image}:v1@{d1}")
+    );
+    assert_eq!(
+        unmanaged(&after),
+        unmanaged(&before),
+        "fields perses-oci does not manage changed"
+    );
     let sidecar = &after["spec"]["template"]["spec"]["containers"][1];
     assert_eq!(sidecar["name"], "sidecar");
-    assert_eq!(sidecar["volumeMounts"], json!([{"name": "data", "mountPath": "/data"}]));
+    assert_eq!(
+        sidecar["volumeMounts"],
+        json!([{"name": "data", "mountPath": "/data"}])
+    );
 
     // a second apply: no write at all
     let (code, out, err) = apply(dir.path(), &[]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("No changes."), "{out}");
     let again = get("prod", &ns).await;
-    assert_eq!(again["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
-    assert_eq!(again["metadata"]["generation"], after["metadata"]["generation"]);
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        after["metadata"]["resourceVersion"]
+    );
+    assert_eq!(
+        again["metadata"]["generation"],
+        after["metadata"]["generation"]
+    );
 
     // update
-    let d2 = support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v2", &dashboards("v2")).await;
-    std::fs::write(dir.path().join("environments/prod.toml"), env_toml("prod", &ns, &image, "v2", "sub_path = \"prod\"\n")).unwrap();
+    let d2 = support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v2",
+        &dashboards("v2"),
+    )
+    .await;
+    std::fs::write(
+        dir.path().join("environments/prod.toml"),
+        env_toml("prod", &ns, &image, "v2", "sub_path = \"prod\"\n"),
+    )
+    .unwrap();
     let (code, out, err) = apply(dir.path(), &[]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("0 added, 1 changed, 0 removed"), "{out}");
     let updated = get("prod", &ns).await;
-    assert_eq!(volume(&updated, "perses-resources").unwrap()["image"]["reference"], format!("{image}:v2@{d2}"));
+    assert_eq!(
+        volume(&updated, "perses-resources").unwrap()["image"]["reference"],
+        format!("{image}:v2@{d2}")
+    );
     assert_eq!(unmanaged(&updated), unmanaged(&before));
 
     // remove: the artifact leaves the file (another one takes its place); the other volumes and
     // the sidecar stay
     let toml = env_toml("prod", &ns, &image, "v2", "")
-        .replace("name = \"perses-resources\"", "name = \"perses-resources-next\"")
+        .replace(
+            "name = \"perses-resources\"",
+            "name = \"perses-resources-next\"",
+        )
         .replace("/etc/perses/provisioning", "/etc/perses/provisioning/next");
     std::fs::write(dir.path().join("environments/prod.toml"), toml).unwrap();
     let (code, out, err) = apply(dir.path(), &[]);
@@ -123,16 +181,28 @@ async fn helm_owned_artifact_needs_force_conflicts() {
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
     let (code, out, err) = apply(dir.path(), &[]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("\"helm\"") && err.contains("--force-conflicts"), "{err}");
-    assert_eq!(volume(&get("prod", &ns).await, "perses-resources").unwrap()["image"]["reference"], format!("{image}:v0"));
+    assert!(
+        err.contains("\"helm\"") && err.contains("--force-conflicts"),
+        "{err}"
+    );
+    assert_eq!(
+        volume(&get("prod", &ns).await, "perses-resources").unwrap()["image"]["reference"],
+        format!("{image}:v0")
+    );
     let (code, out, err) = apply(dir.path(), &["--force-conflicts"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let obj = get("prod", &ns).await;
-    assert_eq!(volume(&obj, "perses-resources").unwrap()["image"]["reference"], format!("{image}:v1@{digest}"));
+    assert_eq!(
+        volume(&obj, "perses-resources").unwrap()["image"]["reference"],
+        format!("{image}:v1@{digest}")
+    );
     // perses-oci now owns the reference.
     let mf = obj["metadata"]["managedFields"].as_array().unwrap();
     let ours = mf.iter().find(|m| m["manager"] == "perses-oci").unwrap();
-    assert!(ours["fieldsV1"].to_string().contains("f:reference"), "{ours}");
+    assert!(
+        ours["fieldsV1"].to_string().contains("f:reference"),
+        "{ours}"
+    );
 }
 
 #[tokio::test]
@@ -147,32 +217,63 @@ async fn saved_plans_stale_unrelated_and_edited() {
     let (code, _, err) = run(dir.path(), &["plan", "--out", p]);
     assert_eq!(code, 0, "{err}");
     let api: Api<StatefulSet> = Api::namespaced(bed.client("prod").await, &ns);
-    api.patch("perses", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "x"}}, "spec": {"replicas": 2}})))
-        .await
-        .unwrap();
+    api.patch(
+        "perses",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "x"}}, "spec": {"replicas": 2}})),
+    )
+    .await
+    .unwrap();
     let (code, out, err) = run(dir.path(), &["apply", "--no-wait", p]);
     assert_eq!(code, 0, "{out}\n{err}");
 
     // The tag moves after the plan: stale.
-    std::fs::write(dir.path().join("environments/prod.toml"), env_toml("prod", &ns, &image, "v1", "pull_policy = \"Always\"\n").replace("pull_policy = \"IfNotPresent\"\n", "")).unwrap();
+    std::fs::write(
+        dir.path().join("environments/prod.toml"),
+        env_toml("prod", &ns, &image, "v1", "pull_policy = \"Always\"\n")
+            .replace("pull_policy = \"IfNotPresent\"\n", ""),
+    )
+    .unwrap();
     let (code, _, err) = run(dir.path(), &["plan", "--out", p]);
     assert_eq!(code, 0, "{err}");
-    support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v1", &dashboards("moved")).await;
+    support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v1",
+        &dashboards("moved"),
+    )
+    .await;
     let (code, out, err) = run(dir.path(), &["apply", "--no-wait", p]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("stale") && err.contains("now resolves to"), "{err}");
+    assert!(
+        err.contains("stale") && err.contains("now resolves to"),
+        "{err}"
+    );
 
     // The file changes after the plan: stale.
     let (_, _, _) = run(dir.path(), &["plan", "--out", p]);
-    std::fs::write(dir.path().join("environments/prod.toml"), env_toml("prod", &ns, &image, "v1", "")).unwrap();
+    std::fs::write(
+        dir.path().join("environments/prod.toml"),
+        env_toml("prod", &ns, &image, "v1", ""),
+    )
+    .unwrap();
     let (code, _, err) = run(dir.path(), &["apply", "--no-wait", p]);
     assert_eq!(code, 1);
-    assert!(err.contains("stale") && err.contains("prod.toml changed"), "{err}");
+    assert!(
+        err.contains("stale") && err.contains("prod.toml changed"),
+        "{err}"
+    );
 
     // A hand-edited plan file is refused.
     let (_, _, _) = run(dir.path(), &["plan", "--out", p]);
     let text = std::fs::read_to_string(&plan_file).unwrap();
-    std::fs::write(&plan_file, text.replacen("\"add\"", "\"remove\"", 1).replacen("IfNotPresent", "Always", 1)).unwrap();
+    std::fs::write(
+        &plan_file,
+        text.replacen("\"add\"", "\"remove\"", 1)
+            .replacen("IfNotPresent", "Always", 1),
+    )
+    .unwrap();
     let (code, _, err) = run(dir.path(), &["apply", "--no-wait", p]);
     assert_eq!(code, 1);
     assert!(err.contains("modified"), "{err}");
@@ -184,7 +285,10 @@ async fn gate_off_apply_fails_and_explains() {
     let dir = project(&[("g", env_toml("gate-off", &ns, &image, "v1", ""))]);
     let (code, out, err) = apply(dir.path(), &[]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains("ImageVolume") || err.contains("ImageVolume"), "{out}\n{err}");
+    assert!(
+        out.contains("ImageVolume") || err.contains("ImageVolume"),
+        "{out}\n{err}"
+    );
     assert!(volume(&get("gate-off", &ns).await, "perses-resources").is_none());
 }
 
@@ -205,7 +309,8 @@ async fn apply_all_in_order_and_stops_at_first_failure() {
     assert!(s < p, "staging must be applied before prod:\n{out}");
 
     // Staging fails (helm owns its artifact, no --force-conflicts): prod is not applied.
-    let (ns_s2, image_s2, _) = scenario("staging", Some(ChartArtifact::new("IMAGE:v0")), "v1").await;
+    let (ns_s2, image_s2, _) =
+        scenario("staging", Some(ChartArtifact::new("IMAGE:v0")), "v1").await;
     let (ns_p2, image_p2, _) = scenario("prod", None, "v1").await;
     let dir = project(&[
         ("prod", env_toml("prod", &ns_p2, &image_p2, "v1", "")),
@@ -214,7 +319,10 @@ async fn apply_all_in_order_and_stops_at_first_failure() {
     std::fs::write(dir.path().join("perses-oci.toml"), settings).unwrap();
     let (code, out, err) = apply(dir.path(), &["--all"]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("Applied: none. Failed: staging. Not applied: prod"), "{err}");
+    assert!(
+        err.contains("Applied: none. Failed: staging. Not applied: prod"),
+        "{err}"
+    );
     assert!(volume(&get("prod", &ns_p2).await, "perses-resources").is_none());
 }
 
@@ -222,20 +330,39 @@ async fn apply_all_in_order_and_stops_at_first_failure() {
 async fn concurrent_applies_one_writes_other_names_holder_and_rollout_waits() {
     let bed = bed();
     let (ns, image, _) = scenario("prod", None, "v1").await;
-    support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v2", &dashboards("v2")).await;
+    support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v2",
+        &dashboards("v2"),
+    )
+    .await;
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
     // Another checkout (another pipeline) with another tag for the same workload.
     let other = project(&[("prod", env_toml("prod", &ns, &image, "v2", ""))]);
     // The first apply waits for a rollout that the test plays later, holding the lease.
     let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("perses-oci"));
-    first.envs(bed.vars.iter().map(|(k, v)| (k, v))).arg("--dir").arg(dir.path()).args(["apply", "--auto-approve", "--timeout", "60s"]);
-    first.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    first
+        .envs(bed.vars.iter().map(|(k, v)| (k, v)))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["apply", "--auto-approve", "--timeout", "60s"]);
+    first
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let child = first.spawn().unwrap();
     let client = bed.client("prod").await;
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), &ns);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns);
     let mut held = false;
     for _ in 0..100 {
-        if leases.get_opt("perses-oci-statefulset-perses").await.unwrap().is_some() {
+        if leases
+            .get_opt("perses-oci-statefulset-perses")
+            .await
+            .unwrap()
+            .is_some()
+        {
             held = true;
             break;
         }
@@ -245,15 +372,30 @@ async fn concurrent_applies_one_writes_other_names_holder_and_rollout_waits() {
     let (code, out, err) = apply(other.path(), &[]);
     // The second has a change to make, and is refused by the lock.
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("locked by admin@") && err.contains("since"), "{err}");
+    assert!(
+        err.contains("locked by admin@") && err.contains("since"),
+        "{err}"
+    );
     // Play the StatefulSet controller: the first apply finishes.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     support::mark_rolled_out(&client, &ns, "perses", "perses-2").await;
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("rolled out"), "{stdout}");
-    assert!(leases.get_opt("perses-oci-statefulset-perses").await.unwrap().is_none(), "lease released");
+    assert!(
+        leases
+            .get_opt("perses-oci-statefulset-perses")
+            .await
+            .unwrap()
+            .is_none(),
+        "lease released"
+    );
 }
 
 #[tokio::test]
@@ -262,32 +404,77 @@ async fn rollout_timeout_names_state_and_rollback_command() {
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
     let (code, out, err) = run(dir.path(), &["apply", "--auto-approve", "--timeout", "2s"]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("did not finish within") && err.contains("perses-oci rollback --env prod"), "{err}");
+    assert!(
+        err.contains("did not finish within") && err.contains("perses-oci rollback --env prod"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn history_and_rollback_restore_previous_digest() {
     let bed = bed();
     let (ns, image, d1) = scenario("prod", None, "v1").await;
-    let d2 = support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v2", &dashboards("v2")).await;
+    let d2 = support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v2",
+        &dashboards("v2"),
+    )
+    .await;
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
     assert_eq!(apply(dir.path(), &[]).0, 0);
-    std::fs::write(dir.path().join("environments/prod.toml"), env_toml("prod", &ns, &image, "v2", "")).unwrap();
+    std::fs::write(
+        dir.path().join("environments/prod.toml"),
+        env_toml("prod", &ns, &image, "v2", ""),
+    )
+    .unwrap();
     assert_eq!(apply(dir.path(), &[]).0, 0);
     let (code, out, _) = run(dir.path(), &["history", "--env", "prod"]);
     assert_eq!(code, 0);
     assert!(out.contains(&d1) && out.contains(&d2), "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[1].starts_with("1 ") && lines[2].starts_with("2 "), "{out}");
+    assert!(
+        lines[1].starts_with("1 ") && lines[2].starts_with("2 "),
+        "{out}"
+    );
     // Move tag v1: rollback must restore the recorded digest, not the tag's new one.
-    support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v1", &dashboards("moved")).await;
-    let (code, out, err) = run(dir.path(), &["rollback", "--env", "prod", "--auto-approve", "--no-wait"]);
+    support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v1",
+        &dashboards("moved"),
+    )
+    .await;
+    let (code, out, err) = run(
+        dir.path(),
+        &["rollback", "--env", "prod", "--auto-approve", "--no-wait"],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("disagrees") && err.contains("tag = \"v1\""), "{err}");
+    assert!(
+        err.contains("disagrees") && err.contains("tag = \"v1\""),
+        "{err}"
+    );
     let obj = get("prod", &ns).await;
-    assert_eq!(volume(&obj, "perses-resources").unwrap()["image"]["reference"], format!("{image}:v1@{d1}"));
+    assert_eq!(
+        volume(&obj, "perses-resources").unwrap()["image"]["reference"],
+        format!("{image}:v1@{d1}")
+    );
     // --write-config makes the file agree.
-    let (code, _, err) = run(dir.path(), &["rollback", "--env", "prod", "--to", "1", "--auto-approve", "--no-wait", "--write-config"]);
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "rollback",
+            "--env",
+            "prod",
+            "--to",
+            "1",
+            "--auto-approve",
+            "--no-wait",
+            "--write-config",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(dir.path().join("environments/prod.toml")).unwrap();
     assert!(text.contains("tag = \"v1\""), "{text}");
@@ -334,7 +521,10 @@ async fn rbac_example_roles_allow_apply_and_name_missing_verb() {
     create(b, ns.clone()).await;
     let dir = project(&[("prod", env_toml("prod-none", &ns, &image, "v1", ""))]);
     let (code, out, err) = apply(dir.path(), &[]);
-    assert_eq!(code, 0, "apply as a user with exactly perses-oci-apply:\n{out}\n{err}");
+    assert_eq!(
+        code, 0,
+        "apply as a user with exactly perses-oci-apply:\n{out}\n{err}"
+    );
 
     // With only the plan role, apply is refused naming the verb and the resource.
     let (ns2, image2, _) = scenario("prod", None, "v1").await;
@@ -346,5 +536,8 @@ async fn rbac_example_roles_allow_apply_and_name_missing_verb() {
     assert_eq!(code, 0, "plan works with the plan role:\n{out}");
     let (code, out, err) = apply(dir.path(), &[]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("\"patch\"") && err.contains("statefulsets"), "{err}");
+    assert!(
+        err.contains("\"patch\"") && err.contains("statefulsets"),
+        "{err}"
+    );
 }

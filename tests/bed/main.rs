@@ -4,6 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod smoke;
-mod plan;
 mod apply;
+mod plan;
+mod smoke;

@@ -31,13 +31,24 @@ pub fn dashboards(variant: &str) -> BTreeMap<String, Vec<u8>> {
 
 /// A namespace on `context` with the chart's workload (optionally an artifact) and a repository
 /// with `tag` pushed; returns (namespace, image, digest).
-pub async fn scenario(context: &str, artifact: Option<ChartArtifact>, tag: &str) -> (String, String, String) {
+pub async fn scenario(
+    context: &str,
+    artifact: Option<ChartArtifact>,
+    tag: &str,
+) -> (String, String, String) {
     let bed = bed();
     let client = bed.client(context).await;
     let ns = support::unique_ns(&format!("plan-{context}"));
     support::create_namespace(&client, &ns).await;
     let image = format!("{}/{ns}/perses-resources", bed.registry);
-    let digest = support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), tag, &dashboards("a")).await;
+    let digest = support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        tag,
+        &dashboards("a"),
+    )
+    .await;
     let artifact = artifact.map(|mut a| {
         a.reference = a.reference.replace("IMAGE", &image);
         a
@@ -56,15 +67,35 @@ pub fn plan_json(dir: &Path, args: &[&str]) -> (i32, Value, String) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("json: {e}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), v, String::from_utf8_lossy(&out.stderr).to_string())
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "json: {e}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.code().unwrap(),
+        v,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn plan_human(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = bed().cmd().arg("--dir").arg(dir).arg("plan").args(args).output().unwrap();
+    let out = bed()
+        .cmd()
+        .arg("--dir")
+        .arg(dir)
+        .arg("plan")
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -82,7 +113,10 @@ async fn chart_workload_without_artifact_plans_one_add() {
     assert_eq!(v["summary"]["add"], 1);
     let (code, text) = plan_human(dir.path(), &[]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("Plan: 1 to add, 0 to change, 0 to remove."), "{text}");
+    assert!(
+        text.contains("Plan: 1 to add, 0 to change, 0 to remove."),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -97,8 +131,14 @@ async fn helm_owned_artifact_with_older_tag_is_one_change_owned_by_helm() {
     assert_eq!(c["reasons"][0]["kind"], "tag_changed", "{v}");
     assert_eq!(c["conflicts_with"], serde_json::json!(["helm"]));
     let (_, text) = plan_human(dir.path(), &[]);
-    assert!(text.contains("helm") && text.contains("--force-conflicts"), "{text}");
-    assert!(text.contains("Plan: 0 to add, 1 to change, 0 to remove."), "{text}");
+    assert!(
+        text.contains("helm") && text.contains("--force-conflicts"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 0 to add, 1 to change, 0 to remove."),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -108,13 +148,24 @@ async fn re_pushed_tag_is_reported_as_moved() {
     // The workload pins the first push; then the same tag is pushed with other content.
     let client = bed.client("prod").await;
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    sts.delete("perses", &DeleteParams::default()).await.unwrap();
+    sts.delete("perses", &DeleteParams::default())
+        .await
+        .unwrap();
     let mut art = ChartArtifact::new(&format!("{image}:v1.2.0@{d1}"));
     art.pull_policy = Some("IfNotPresent".into());
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns);
-    cms.delete("perses", &DeleteParams::default()).await.unwrap();
+    cms.delete("perses", &DeleteParams::default())
+        .await
+        .unwrap();
     support::create_chart_workload(&client, &ns, Some(&art)).await;
-    let d2 = support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v1.2.0", &dashboards("b")).await;
+    let d2 = support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v1.2.0",
+        &dashboards("b"),
+    )
+    .await;
     assert_ne!(d1, d2);
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1.2.0", ""))]);
     let (_, v, err) = plan_json(dir.path(), &[]);
@@ -137,7 +188,13 @@ async fn errors_are_clear_and_do_not_hide_other_environments() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let down = env_toml("prod", &ns, &format!("127.0.0.1:{down_port}/x/perses"), "v1", "");
+    let down = env_toml(
+        "prod",
+        &ns,
+        &format!("127.0.0.1:{down_port}/x/perses"),
+        "v1",
+        "",
+    );
     let bad = good.replace("mount_path", "mout_path");
     let dir = project(&[
         ("a-good", good),
@@ -154,17 +211,42 @@ async fn errors_are_clear_and_do_not_hide_other_environments() {
     let by = |n: &str| envs.iter().find(|e| e["name"] == n).unwrap().clone();
     assert_eq!(by("a-good")["error"], Value::Null);
     assert_eq!(by("a-good")["changes"][0]["action"], "add");
-    let msg = |n: &str| by(n)["error"]["message"].as_str().unwrap_or_default().to_string();
+    let msg = |n: &str| {
+        by(n)["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     let m = msg("b-missing-tag");
-    assert!(m.contains("v9.9.9") && m.contains(&bed.registry) && m.contains(&format!("{ns}/perses-resources")), "{m}");
+    assert!(
+        m.contains("v9.9.9")
+            && m.contains(&bed.registry)
+            && m.contains(&format!("{ns}/perses-resources")),
+        "{m}"
+    );
     let m = msg("c-missing-workload");
-    assert!(m.contains("not found") && m.contains("no-such-namespace") && m.contains("perses") && m.contains("prod"), "{m}");
+    assert!(
+        m.contains("not found")
+            && m.contains("no-such-namespace")
+            && m.contains("perses")
+            && m.contains("prod"),
+        "{m}"
+    );
     let m = msg("d-forbidden");
-    assert!(m.contains("forbidden") && m.contains("get") && m.contains("statefulsets"), "{m}");
+    assert!(
+        m.contains("forbidden") && m.contains("get") && m.contains("statefulsets"),
+        "{m}"
+    );
     let m = msg("e-registry-down");
-    assert!(m.contains("unreachable") && m.contains(&format!("127.0.0.1:{down_port}")), "{m}");
+    assert!(
+        m.contains("unreachable") && m.contains(&format!("127.0.0.1:{down_port}")),
+        "{m}"
+    );
     let m = msg("f-bad-config");
-    assert!(m.contains("f-bad-config.toml:") && m.contains("mout_path") && m.contains("mount_path"), "{m}");
+    assert!(
+        m.contains("f-bad-config.toml:") && m.contains("mout_path") && m.contains("mount_path"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +256,10 @@ async fn plan_all_across_two_clusters_and_readonly_plans() {
     let dir = project(&[
         ("prod", env_toml("prod", &ns_p, &image_p, "v1", "")),
         ("staging", env_toml("staging", &ns_s, &image_s, "v1", "")),
-        ("prod-ro", env_toml("prod-readonly", &ns_p, &image_p, "v1", "")),
+        (
+            "prod-ro",
+            env_toml("prod-readonly", &ns_p, &image_p, "v1", ""),
+        ),
     ]);
     let (code, v, err) = plan_json(dir.path(), &["--all"]);
     assert_eq!(code, 0, "{v}\n{err}");
@@ -182,8 +267,20 @@ async fn plan_all_across_two_clusters_and_readonly_plans() {
         assert_eq!(e["error"], Value::Null, "{e}");
         assert_eq!(e["changes"][0]["action"], "add", "{e}");
     }
-    let ro = v["environments"].as_array().unwrap().iter().find(|e| e["name"] == "prod-ro").unwrap();
-    assert!(ro["checks"].as_array().unwrap().iter().any(|c| c["code"] == "dry_run_skipped"), "{ro}");
+    let ro = v["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "prod-ro")
+        .unwrap();
+    assert!(
+        ro["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "dry_run_skipped"),
+        "{ro}"
+    );
 }
 
 #[tokio::test]
@@ -193,24 +290,40 @@ async fn gate_off_plan_reports_the_drop_from_the_dry_run() {
     let (code, v, _) = plan_json(dir.path(), &[]);
     assert_eq!(code, 1, "{v}");
     let checks = v["environments"][0]["checks"].as_array().unwrap();
-    let c = checks.iter().find(|c| c["code"] == "image_volume_dropped").expect("drop reported");
-    assert!(c["message"].as_str().unwrap().contains("ImageVolume"), "{c}");
+    let c = checks
+        .iter()
+        .find(|c| c["code"] == "image_volume_dropped")
+        .expect("drop reported");
+    assert!(
+        c["message"].as_str().unwrap().contains("ImageVolume"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
 async fn provisioning_folder_and_mount_clash_checks() {
     let (ns, image, _) = scenario("prod", None, "v1").await;
-    let toml = env_toml("prod", &ns, &image, "v1", "").replace("/etc/perses/provisioning", "/etc/perses/prov");
+    let toml = env_toml("prod", &ns, &image, "v1", "")
+        .replace("/etc/perses/provisioning", "/etc/perses/prov");
     let dir = project(&[("prod", toml)]);
     let (code, v, _) = plan_json(dir.path(), &[]);
     assert_eq!(code, 1, "{v}");
     let checks = v["environments"][0]["checks"].as_array().unwrap();
-    assert!(checks.iter().any(|c| c["code"] == "provisioning_folder" && c["severity"] == "error"), "{v}");
-    let toml = env_toml("prod", &ns, &image, "v1", "").replace("/etc/perses/provisioning", "/perses");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["code"] == "provisioning_folder" && c["severity"] == "error"),
+        "{v}"
+    );
+    let toml =
+        env_toml("prod", &ns, &image, "v1", "").replace("/etc/perses/provisioning", "/perses");
     let dir = project(&[("prod", toml)]);
     let (_, v, _) = plan_json(dir.path(), &[]);
     let checks = v["environments"][0]["checks"].as_array().unwrap();
-    assert!(checks.iter().any(|c| c["code"] == "mount_path_taken"), "{v}");
+    assert!(
+        checks.iter().any(|c| c["code"] == "mount_path_taken"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +333,14 @@ async fn import_then_plan_has_no_changes() {
     let client = bed.client("prod").await;
     support::create_namespace(&client, &ns).await;
     let image = format!("{}/{ns}/perses-resources", bed.registry);
-    let digest = support::push_files(bed, Reg::Plain, &format!("{ns}/perses-resources"), "v1.1.0", &dashboards("a")).await;
+    let digest = support::push_files(
+        bed,
+        Reg::Plain,
+        &format!("{ns}/perses-resources"),
+        "v1.1.0",
+        &dashboards("a"),
+    )
+    .await;
     let mut art = ChartArtifact::new(&format!("{image}:v1.1.0@{digest}"));
     art.sub_path = Some("prod".into());
     support::create_chart_workload(&client, &ns, Some(&art)).await;
@@ -228,11 +348,22 @@ async fn import_then_plan_has_no_changes() {
     bed.cmd()
         .arg("--dir")
         .arg(dir.path())
-        .args(["import", "--env", "prod", "--context", "prod", "--namespace", &ns])
+        .args([
+            "import",
+            "--env",
+            "prod",
+            "--context",
+            "prod",
+            "--namespace",
+            &ns,
+        ])
         .assert()
         .success();
     let written = std::fs::read_to_string(dir.path().join("environments/prod.toml")).unwrap();
-    assert!(written.contains("v1.1.0") && written.contains("sub_path"), "{written}");
+    assert!(
+        written.contains("v1.1.0") && written.contains("sub_path"),
+        "{written}"
+    );
     let (code, v, err) = plan_json(dir.path(), &["--detailed-exitcode"]);
     assert_eq!(code, 0, "{v}\n{err}\n{written}");
     assert_eq!(v["environments"][0]["changes"], serde_json::json!([]));
@@ -240,16 +371,37 @@ async fn import_then_plan_has_no_changes() {
     bed.cmd()
         .arg("--dir")
         .arg(dir.path())
-        .args(["import", "--env", "prod", "--context", "prod", "--namespace", &ns])
+        .args([
+            "import",
+            "--env",
+            "prod",
+            "--context",
+            "prod",
+            "--namespace",
+            &ns,
+        ])
         .assert()
         .code(1);
 }
 
 #[tokio::test]
 async fn validate_names_file_line_and_key() {
-    let dir = project(&[("prod", env_toml("prod", "monitoring", "127.0.0.1:5000/p", "v1", "").replace("mount_path", "mout_path"))]);
-    let out = bed().cmd().arg("--dir").arg(dir.path()).arg("validate").output().unwrap();
+    let dir = project(&[(
+        "prod",
+        env_toml("prod", "monitoring", "127.0.0.1:5000/p", "v1", "")
+            .replace("mount_path", "mout_path"),
+    )]);
+    let out = bed()
+        .cmd()
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("prod.toml:10:1") && err.contains("mout_path") && err.contains("mount_path"), "{err}");
+    assert!(
+        err.contains("prod.toml:10:1") && err.contains("mout_path") && err.contains("mount_path"),
+        "{err}"
+    );
 }

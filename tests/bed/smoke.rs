@@ -10,12 +10,25 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 fn image_volume(sts: &StatefulSet, name: &str) -> Option<k8s_openapi::api::core::v1::Volume> {
-    sts.spec.as_ref()?.template.spec.as_ref()?.volumes.as_ref()?.iter().find(|v| v.name == name).cloned()
+    sts.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == name)
+        .cloned()
 }
 
 fn mount(sts: &StatefulSet, name: &str) -> Option<k8s_openapi::api::core::v1::VolumeMount> {
     let c = &sts.spec.as_ref()?.template.spec.as_ref()?.containers[0];
-    c.volume_mounts.as_ref()?.iter().find(|m| m.name == name).cloned()
+    c.volume_mounts
+        .as_ref()?
+        .iter()
+        .find(|m| m.name == name)
+        .cloned()
 }
 
 #[tokio::test]
@@ -24,7 +37,9 @@ async fn image_volume_with_sub_path_round_trips_on_prod() {
     let client = bed.client("prod").await;
     let ns = support::unique_ns("smoke-prod");
     support::create_namespace(&client, &ns).await;
-    let mut art = ChartArtifact::new("registry.example/perses-resources:v1@sha256:0000000000000000000000000000000000000000000000000000000000000000");
+    let mut art = ChartArtifact::new(
+        "registry.example/perses-resources:v1@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    );
     art.sub_path = Some("prod".into());
     support::create_chart_workload(&client, &ns, Some(&art)).await;
 
@@ -74,13 +89,21 @@ async fn readonly_user_reads_but_gets_403_on_patch_and_none_gets_403_on_read() {
     let ro: Api<StatefulSet> = Api::namespaced(bed.client("prod-readonly").await, &ns);
     ro.get("perses").await.expect("readonly may get");
     let err = ro
-        .patch("perses", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})))
+        .patch(
+            "perses",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
         .await
         .expect_err("readonly may not patch");
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 403, "{s:?}");
-            assert!(s.message.contains("cannot patch resource \"statefulsets\""), "{}", s.message);
+            assert!(
+                s.message.contains("cannot patch resource \"statefulsets\""),
+                "{}",
+                s.message
+            );
         }
         other => panic!("expected 403, got {other:?}"),
     }
@@ -99,7 +122,10 @@ async fn staging_is_a_separate_cluster() {
     let ns = support::unique_ns("smoke-sep");
     support::create_namespace(&prod, &ns).await;
     let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(staging);
-    assert!(ns_api.get_opt(&ns).await.unwrap().is_none(), "namespace leaked to staging");
+    assert!(
+        ns_api.get_opt(&ns).await.unwrap().is_none(),
+        "namespace leaked to staging"
+    );
 }
 
 async fn push_then_pull(r: Reg) {
@@ -109,9 +135,15 @@ async fn push_then_pull(r: Reg) {
     let digest = support::push_files(bed, r, &repo, "v1", &files).await;
     assert!(digest.starts_with("sha256:"), "{digest}");
     let (client, auth) = bed.oci(r);
-    let reference: Reference = format!("{}/{repo}:v1", bed.registry_host(r)).parse().unwrap();
+    let reference: Reference = format!("{}/{repo}:v1", bed.registry_host(r))
+        .parse()
+        .unwrap();
     let image = client
-        .pull(&reference, &auth, vec!["application/vnd.oci.image.layer.v1.tar+gzip"])
+        .pull(
+            &reference,
+            &auth,
+            vec!["application/vnd.oci.image.layer.v1.tar+gzip"],
+        )
         .await
         .expect("pull");
     assert_eq!(image.digest.as_deref(), Some(digest.as_str()));
@@ -154,7 +186,16 @@ async fn anonymous_pull_from_auth_registry_is_401() {
     // Raw HTTP, so the status code is the registry's own.
     let url = format!("http://{}/v2/smoke/anon/manifests/v1", bed.registry_auth);
     let out = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &url])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &url,
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
@@ -163,13 +204,20 @@ async fn anonymous_pull_from_auth_registry_is_401() {
         protocol: ClientProtocol::HttpsExcept(vec![bed.registry_auth.clone()]),
         ..Default::default()
     });
-    let reference: Reference = format!("{}/smoke/anon:v1", bed.registry_auth).parse().unwrap();
+    let reference: Reference = format!("{}/smoke/anon:v1", bed.registry_auth)
+        .parse()
+        .unwrap();
     let err = client
         .fetch_manifest_digest(&reference, &RegistryAuth::Anonymous)
         .await
         .expect_err("anonymous must be refused");
     let msg = format!("{err}");
-    assert!(msg.contains("401") || msg.to_lowercase().contains("unauthorized") || msg.to_lowercase().contains("auth"), "{msg}");
+    assert!(
+        msg.contains("401")
+            || msg.to_lowercase().contains("unauthorized")
+            || msg.to_lowercase().contains("auth"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -177,14 +225,24 @@ async fn tls_registry_works_only_with_its_ca() {
     let bed = bed();
     let files = support::corpus_files("datasources", "");
     support::push_files(bed, Reg::Tls, "smoke/tls", "v1", &files).await;
-    let reference: Reference = format!("{}/smoke/tls:v1", bed.registry_tls).parse().unwrap();
+    let reference: Reference = format!("{}/smoke/tls:v1", bed.registry_tls)
+        .parse()
+        .unwrap();
     let without_ca = oci_client::Client::new(ClientConfig::default());
     let err = without_ca
         .fetch_manifest_digest(&reference, &RegistryAuth::Anonymous)
         .await
         .expect_err("a self-signed CA must not be trusted by default");
     let msg = format!("{err:?}");
-    assert!(msg.to_lowercase().contains("certificate") || msg.contains("UnknownIssuer") || msg.to_lowercase().contains("tls"), "{msg}");
+    assert!(
+        msg.to_lowercase().contains("certificate")
+            || msg.contains("UnknownIssuer")
+            || msg.to_lowercase().contains("tls"),
+        "{msg}"
+    );
     let (with_ca, auth) = bed.oci(Reg::Tls);
-    with_ca.fetch_manifest_digest(&reference, &auth).await.expect("with the CA it works");
+    with_ca
+        .fetch_manifest_digest(&reference, &auth)
+        .await
+        .expect("with the CA it works");
 }

@@ -1,0 +1,1 @@
+//! Artifacts: the Perses resources inside an OCI image (lint, and later build and diff).
