@@ -12,7 +12,12 @@ fn script() -> PathBuf {
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
             continue;
         }
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
@@ -27,10 +32,20 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn up_exports_work_with_kubectl_and_down_leaves_nothing() {
-    let dir = tempfile::Builder::new().prefix("perses-oci-script-bed-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("perses-oci-script-bed-")
+        .tempdir()
+        .unwrap();
     let dir_s = dir.path().to_str().unwrap().to_string();
-    let up = Command::new(script()).args(["up", "--dir", &dir_s]).output().unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let up = Command::new(script())
+        .args(["up", "--dir", &dir_s])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let exports = String::from_utf8_lossy(&up.stdout).to_string();
     for var in [
         "KUBECONFIG=",
@@ -40,10 +55,16 @@ fn up_exports_work_with_kubectl_and_down_leaves_nothing() {
         "PERSES_OCI_TEST_REGISTRY_CA=",
         "DOCKER_CONFIG=",
     ] {
-        assert!(exports.contains(&format!("export {var}")), "{var} missing:\n{exports}");
+        assert!(
+            exports.contains(&format!("export {var}")),
+            "{var} missing:\n{exports}"
+        );
     }
     // A second `up` reuses the running bed and prints the same exports.
-    let again = Command::new(script()).args(["up", "--dir", &dir_s]).output().unwrap();
+    let again = Command::new(script())
+        .args(["up", "--dir", &dir_s])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&again.stdout), exports);
 
     let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
@@ -64,12 +85,26 @@ fn up_exports_work_with_kubectl_and_down_leaves_nothing() {
             .output()
             .unwrap(),
     };
-    assert!(ns.status.success(), "{}", String::from_utf8_lossy(&ns.stderr));
+    assert!(
+        ns.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ns.stderr)
+    );
     assert!(String::from_utf8_lossy(&ns.stdout).contains("kube-system"));
-    assert!(processes_mentioning(&dir_s).len() >= 9, "expected 3 etcd, 3 apiservers, 3 registries");
+    assert!(
+        processes_mentioning(&dir_s).len() >= 9,
+        "expected 3 etcd, 3 apiservers, 3 registries"
+    );
 
-    let down = Command::new(script()).args(["down", "--dir", &dir_s]).output().unwrap();
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let down = Command::new(script())
+        .args(["down", "--dir", &dir_s])
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let left = processes_mentioning(&dir_s);
     assert!(left.is_empty(), "processes left behind: {left:#?}");
 }
