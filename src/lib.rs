@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod manifest;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -1,6 +1,9 @@
 //! Command-line definitions: each subcommand turns flags into an options struct and calls `ops`.
 //! Exit codes: see `crate::ops::exit` and docs/exit-codes.md.
 
+mod drift;
+mod lint;
+
 use crate::config;
 use crate::model::{Target, WorkloadKind, WorkloadRef};
 use crate::ops::{self, exit};
@@ -53,6 +56,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Remove the apply lock of an environment's workload (after a killed apply).
     ForceUnlock(EnvArg),
+    /// Tell per environment: in_sync, pending, cluster_edited, tag_moved, missing or error.
+    Drift(drift::DriftArgs),
+    /// Check Perses resource files offline: which files Perses' provisioning would load or skip.
+    Lint(lint::LintArgs),
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +265,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::History(a) => history(g, a).await,
         Command::Rollback(a) => rollback(g, a).await,
         Command::ForceUnlock(a) => force_unlock(g, a).await,
+        Command::Drift(a) => drift::run(g, a).await,
+        Command::Lint(a) => lint::run(a),
     }
 }
 

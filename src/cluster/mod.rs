@@ -134,8 +134,52 @@ pub async fn connect(
         }
     };
     let Some(kc) = kc else {
-        let config =
-            kube::Config::incluster().map_err(|source| ClusterError::InCluster { source })?;
+        // The pod's service account, as kube's `Config::incluster` reads it, but from a
+        // directory tests can point elsewhere. An in-memory kubeconfig reuses kube's CA parsing
+        // and its token-file reload (projected tokens rotate).
+        let dir = std::env::var_os("PERSES_OCI_SERVICEACCOUNT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount"));
+        let in_cluster = |source| ClusterError::InCluster { source };
+        let env = |name| {
+            std::env::var(name)
+                .map_err(|e| in_cluster(kube::config::InClusterError::ReadEnvironmentVariable(e)))
+        };
+        let host = env("KUBERNETES_SERVICE_HOST")?;
+        let port: u16 = env("KUBERNETES_SERVICE_PORT")?
+            .parse()
+            .map_err(|e| in_cluster(kube::config::InClusterError::ParseClusterPort(e)))?;
+        let server = if host.contains(':') {
+            format!("https://[{host}]:{port}")
+        } else {
+            format!("https://{host}:{port}")
+        };
+        let namespace = std::fs::read_to_string(dir.join("namespace"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "default".into());
+        let ca = dir.join("ca.crt");
+        let sa: Kubeconfig = serde_json::from_value(serde_json::json!({
+            "clusters": [{"name": "in-cluster", "cluster": {
+                "server": server, "certificate-authority": ca.to_string_lossy()}}],
+            "users": [{"name": "serviceaccount", "user": {
+                "tokenFile": dir.join("token").to_string_lossy()}}],
+            "contexts": [{"name": "in-cluster", "context": {
+                "cluster": "in-cluster", "user": "serviceaccount", "namespace": namespace}}],
+            "current-context": "in-cluster",
+        }))
+        .expect("a kubeconfig of strings deserializes");
+        let opts = KubeConfigOptions {
+            context: Some("in-cluster".into()),
+            ..Default::default()
+        };
+        let mut config = kube::Config::from_custom_kubeconfig(sa, &opts)
+            .await
+            .map_err(|source| ClusterError::Kubeconfig {
+                path: Some(dir.clone()),
+                source,
+            })?;
+        // Re-read the CA periodically, as in-cluster clients do (CA rotation).
+        config.root_cert_file = Some(ca);
         let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
             context: "in-cluster".into(),
             source,

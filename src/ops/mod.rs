@@ -2,6 +2,7 @@
 //! Commands (`crate::cli`) only turn flags into the options structs defined here.
 
 pub mod apply;
+pub mod drift;
 pub mod import;
 pub mod plan;
 pub mod planfile;

@@ -1,6 +1,7 @@
 //! Renderers: draw a computed `Plan` for a terminal (human), for programs (json) and for a pull
 //! request comment (markdown). They only draw and count; deciding anything is `crate::plan`'s job.
 
+pub mod drift;
 mod human;
 mod json;
 mod markdown;

@@ -5,5 +5,6 @@
 mod support;
 
 mod apply;
+mod drift;
 mod plan;
 mod smoke;
