@@ -14,10 +14,26 @@ fn main() {
             }) {
                 0
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", message(&e));
                 perses_oci::ops::exit::ERROR
             }
         }
     };
     std::process::exit(code);
+}
+
+/// The error and its causes, each cause only when the text so far does not already say it
+/// (most errors here put their source in their own message).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if !out.contains(&m) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&m);
+        }
+    }
+    out
 }

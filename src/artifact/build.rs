@@ -162,7 +162,9 @@ fn match_segments(pat: &[&str], path: &[&str]) -> bool {
         None => path.is_empty(),
         Some((&"**", rest)) => (0..=path.len()).any(|i| match_segments(rest, &path[i..])),
         Some((p, rest)) => match path.split_first() {
-            Some((name, tail)) => match_name(p.as_bytes(), name.as_bytes()) && match_segments(rest, tail),
+            Some((name, tail)) => {
+                match_name(p.as_bytes(), name.as_bytes()) && match_segments(rest, tail)
+            }
             None => false,
         },
     }
@@ -627,7 +629,8 @@ impl Image {
 
 /// Builds the configs, manifests and index for a layer (pure).
 pub fn image(layer: &Layer, meta: &Metadata) -> Image {
-    let layer_desc = json!({"mediaType": LAYER_MEDIA_TYPE, "digest": layer.digest, "size": layer.size});
+    let layer_desc =
+        json!({"mediaType": LAYER_MEDIA_TYPE, "digest": layer.digest, "size": layer.size});
     let platforms: Vec<PlatformImage> = PLATFORMS
         .iter()
         .map(|p| {
@@ -705,9 +708,9 @@ pub fn build(
             .map_err(|source| BuildError::Write { source })?,
     );
     let (layer, writer) = write_layer(dir, entries, writer)?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| BuildError::Write { source: e.into_error() })?;
+    let file = writer.into_inner().map_err(|e| BuildError::Write {
+        source: e.into_error(),
+    })?;
     file.sync_all()
         .map_err(|source| BuildError::Write { source })?;
     Ok(Built {
@@ -759,6 +762,49 @@ mod tests {
             "2023-11-14T22:13:20Z"
         );
         assert!(created_from_epoch(Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn git_revision_and_source_when_in_a_repository() {
+        let d = tempfile::tempdir().unwrap();
+        let res = d.path().join("resources");
+        std::fs::create_dir(&res).unwrap();
+        let meta = metadata(&res, None).unwrap();
+        assert_eq!(
+            meta.annotations.get(ANNOTATION_TITLE).map(String::as_str),
+            Some("resources")
+        );
+        assert!(!meta.annotations.contains_key(ANNOTATION_REVISION));
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(d.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "x"]);
+        let meta = metadata(&res, Some("0")).unwrap();
+        let rev = meta.annotations.get(ANNOTATION_REVISION).expect("revision");
+        assert_eq!(rev.len(), 40);
+        assert!(
+            !meta.annotations.contains_key(ANNOTATION_SOURCE),
+            "no origin yet"
+        );
+        git(&[
+            "remote",
+            "add",
+            "origin",
+            "https://bot:s3cret@git.example.com/team/res.git",
+        ]);
+        let meta = metadata(&res, None).unwrap();
+        assert_eq!(
+            meta.annotations.get(ANNOTATION_SOURCE).map(String::as_str),
+            Some("https://git.example.com/team/res.git")
+        );
     }
 
     #[test]
@@ -863,9 +909,10 @@ mod tests {
         assert_eq!(
             seen,
             vec![
+                // Path bytes: '-' sorts before '/'; a directory still precedes its content.
                 ("a/".to_string(), true, 0o755),
-                ("a/y.json".to_string(), false, 0o644),
                 ("a-b.json".to_string(), false, 0o644),
+                ("a/y.json".to_string(), false, 0o644),
                 ("b/".to_string(), true, 0o755),
                 ("b/x.json".to_string(), false, 0o644),
             ]
@@ -969,7 +1016,13 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap(),
+                    m["platform"]["architecture"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(plats, vec!["linux/amd64", "linux/arm64"]);
         for p in &img.platforms {

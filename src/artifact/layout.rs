@@ -71,9 +71,7 @@ impl LayoutRef {
         };
         Some(match rest.rsplit_once(':') {
             None => Err(bad("the tag is missing")),
-            Some((_, tag)) if tag.is_empty() || tag.contains('/') => {
-                Err(bad("the tag is missing"))
-            }
+            Some((_, tag)) if tag.is_empty() || tag.contains('/') => Err(bad("the tag is missing")),
             Some(("", _)) => Err(bad("the path is empty")),
             Some((path, tag)) if valid_tag(tag) => Ok(LayoutRef {
                 path: PathBuf::from(path),
@@ -98,8 +96,7 @@ pub fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
@@ -162,7 +159,10 @@ impl Layout {
         };
         std::fs::create_dir_all(l.blobs_dir()).map_err(io_err(&l.blobs_dir()))?;
         let marker = json!({"imageLayoutVersion": LAYOUT_VERSION});
-        l.write_atomic(&path.join(LAYOUT_FILE), &serde_json::to_vec(&marker).unwrap())?;
+        l.write_atomic(
+            &path.join(LAYOUT_FILE),
+            &serde_json::to_vec(&marker).unwrap(),
+        )?;
         Ok(l)
     }
 
@@ -298,7 +298,9 @@ impl Layout {
         let mut index = self.index()?;
         let mut desc = descriptor.clone();
         desc["annotations"][REF_NAME] = json!(tag);
-        let manifests = index["manifests"].as_array_mut().expect("checked by index()");
+        let manifests = index["manifests"]
+            .as_array_mut()
+            .expect("checked by index()");
         let before = manifests
             .iter()
             .rfind(|m| m["annotations"][REF_NAME].as_str() == Some(tag))

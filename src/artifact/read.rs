@@ -127,7 +127,9 @@ pub enum ReadError {
         "{reference}: the layers decompress to more than {limit} bytes; stopped reading (a gzip bomb? to read larger artifacts set {MAX_BYTES_ENV})"
     )]
     TooLarge { reference: String, limit: u64 },
-    #[error("{reference}: {what} {digest} is {size} bytes; manifests and configs are read up to {MAX_JSON_BYTES}")]
+    #[error(
+        "{reference}: {what} {digest} is {size} bytes; manifests and configs are read up to {MAX_JSON_BYTES}"
+    )]
     JsonTooLarge {
         reference: String,
         what: &'static str,
@@ -179,7 +181,9 @@ pub enum ReadError {
         diff_ids: usize,
         layers: usize,
     },
-    #[error("invalid {MAX_BYTES_ENV}={value:?}: expected a number of bytes, optionally with a K, M or G suffix")]
+    #[error(
+        "invalid {MAX_BYTES_ENV}={value:?}: expected a number of bytes, optionally with a K, M or G suffix"
+    )]
     BadLimit { value: String },
 }
 
@@ -278,6 +282,7 @@ pub async fn pull_tree(
     };
     let src = Source::Registry {
         client,
+        auth,
         reference,
         name: image_ref.to_string(),
     };
@@ -310,7 +315,14 @@ pub async fn read_layout(path: &Path, tag: &str, limits: Limits) -> Result<Tree,
         name: format!("oci:{}:{tag}", path.display()),
     };
     let bytes = src.small_blob("manifest", &desc).await?;
-    read_from(&src, bytes, desc.digest.clone(), Some(desc.media_type), limits).await
+    read_from(
+        &src,
+        bytes,
+        desc.digest.clone(),
+        Some(desc.media_type),
+        limits,
+    )
+    .await
 }
 
 /// A descriptor, parsed from untrusted JSON.
@@ -354,6 +366,7 @@ impl Desc {
 enum Source {
     Registry {
         client: oci_client::Client,
+        auth: oci_client::secrets::RegistryAuth,
         reference: oci_client::Reference,
         name: String,
     },
@@ -399,7 +412,10 @@ impl Source {
         digest_hex(&d.digest)?;
         let bytes = match self {
             Source::Registry {
-                client, reference, ..
+                client,
+                auth,
+                reference,
+                ..
             } => {
                 let is_manifest = what != "config";
                 if is_manifest {
@@ -410,9 +426,11 @@ impl Source {
                     );
                     let accept: Vec<&str> = ACCEPT.to_vec();
                     client
-                        .pull_manifest_raw(&r, &oci_client::secrets::RegistryAuth::Anonymous, &accept)
+                        .pull_manifest_raw(&r, auth, &accept)
                         .await
-                        .map_err(|e| self.fetch_err(what, &d.digest, crate::registry::error_chain(&e)))?
+                        .map_err(|e| {
+                            self.fetch_err(what, &d.digest, crate::registry::error_chain(&e))
+                        })?
                         .0
                         .to_vec()
                 } else {
@@ -420,7 +438,9 @@ impl Source {
                     client
                         .pull_blob(reference, &d.oci(), &mut out)
                         .await
-                        .map_err(|e| self.fetch_err(what, &d.digest, crate::registry::error_chain(&e)))?;
+                        .map_err(|e| {
+                            self.fetch_err(what, &d.digest, crate::registry::error_chain(&e))
+                        })?;
                     out
                 }
             }
@@ -438,15 +458,6 @@ impl Source {
                 out
             }
         };
-        let actual = crate::artifact::build::sha256_digest(&bytes);
-        if actual != d.digest {
-            return Err(ReadError::DigestMismatch {
-                reference: self.name().to_string(),
-                what,
-                expected: d.digest.clone(),
-                actual,
-            });
-        }
         if bytes.len() as u64 != d.size {
             return Err(ReadError::SizeMismatch {
                 reference: self.name().to_string(),
@@ -454,6 +465,15 @@ impl Source {
                 digest: d.digest.clone(),
                 expected: d.size,
                 actual: bytes.len().to_string(),
+            });
+        }
+        let actual = crate::artifact::build::sha256_digest(&bytes);
+        if actual != d.digest {
+            return Err(ReadError::DigestMismatch {
+                reference: self.name().to_string(),
+                what,
+                expected: d.digest.clone(),
+                actual,
             });
         }
         Ok(bytes)
@@ -483,7 +503,9 @@ impl Source {
                 let mut stream = client
                     .pull_blob_stream(reference, &desc)
                     .await
-                    .map_err(|e| self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e)))?;
+                    .map_err(|e| {
+                        self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e))
+                    })?;
                 let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(16);
                 let job = tokio::task::spawn_blocking(move || {
                     let reader = ChannelReader {
@@ -532,7 +554,12 @@ impl Read for ChannelReader {
     }
 }
 
-fn parse_json(name: &str, what: &'static str, digest: &str, bytes: &[u8]) -> Result<Value, ReadError> {
+fn parse_json(
+    name: &str,
+    what: &'static str,
+    digest: &str,
+    bytes: &[u8],
+) -> Result<Value, ReadError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ReadError::BadJson {
         reference: name.to_string(),
         what,
@@ -577,9 +604,11 @@ fn pick(manifests: &[Desc]) -> Option<&Desc> {
         .iter()
         .find(|d| d.platform.as_deref() == Some("linux/amd64"))
         .or_else(|| {
-            manifests
-                .iter()
-                .find(|d| d.platform.as_deref().is_some_and(|p| p.starts_with("linux/")))
+            manifests.iter().find(|d| {
+                d.platform
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("linux/"))
+            })
         })
         .or_else(|| manifests.iter().find(|d| d.platform.is_none()))
 }
@@ -592,15 +621,14 @@ async fn read_from(
     limits: Limits,
 ) -> Result<Tree, ReadError> {
     let name = src.name().to_string();
-    let bad_type = |what: &'static str, digest: &str, mt: &str, message: &'static str| {
-        ReadError::MediaType {
+    let bad_type =
+        |what: &'static str, digest: &str, mt: &str, message: &'static str| ReadError::MediaType {
             reference: name.clone(),
             what,
             digest: digest.to_string(),
             media_type: mt.to_string(),
             message,
-        }
-    };
+        };
     let mut tree = Tree {
         reference: name.clone(),
         digest: top_digest.clone(),
@@ -634,7 +662,10 @@ async fn read_from(
                     })
                     .collect::<Result<_, _>>()?;
                 if depth == 0 {
-                    tree.platforms = manifests.iter().filter_map(|d| d.platform.clone()).collect();
+                    tree.platforms = manifests
+                        .iter()
+                        .filter_map(|d| d.platform.clone())
+                        .collect();
                 }
                 index_annotations.extend(annotations(&v));
                 let chosen = pick(&manifests).ok_or_else(|| ReadError::NoPlatform {
@@ -652,7 +683,10 @@ async fn read_from(
                 hint = Some(chosen.media_type.clone());
             }
             _ => {
-                let mt = v["mediaType"].as_str().or(hint.as_deref()).unwrap_or("(none)");
+                let mt = v["mediaType"]
+                    .as_str()
+                    .or(hint.as_deref())
+                    .unwrap_or("(none)");
                 return Err(bad_type(
                     "manifest",
                     &digest,
@@ -687,8 +721,10 @@ async fn read_from(
     if tree.platforms.is_empty()
         && let Some(os) = cfg["os"].as_str()
     {
-        tree.platforms
-            .push(format!("{os}/{}", cfg["architecture"].as_str().unwrap_or("?")));
+        tree.platforms.push(format!(
+            "{os}/{}",
+            cfg["architecture"].as_str().unwrap_or("?")
+        ));
     }
     tree.created = tree
         .annotations
@@ -804,7 +840,9 @@ impl<R: Read> Read for Compressed<R> {
         self.count += n as u64;
         if self.count > self.max {
             self.stop.set(Some(Stop::BlobTooLong));
-            return Err(io::Error::other("the blob is longer than its descriptor says"));
+            return Err(io::Error::other(
+                "the blob is longer than its descriptor says",
+            ));
         }
         self.hash.update(&buf[..n]);
         Ok(n)
@@ -885,14 +923,6 @@ fn read_layer<R: Read>(input: R, info: &LayerInfo, acc: &mut Acc) -> Result<(), 
             source,
         }));
     }
-    if actual != info.digest {
-        return Err(ReadError::DigestMismatch {
-            reference: acc.reference.clone(),
-            what: "layer",
-            expected: info.digest.clone(),
-            actual,
-        });
-    }
     if compressed.count != info.size {
         return Err(ReadError::SizeMismatch {
             reference: acc.reference.clone(),
@@ -900,6 +930,14 @@ fn read_layer<R: Read>(input: R, info: &LayerInfo, acc: &mut Acc) -> Result<(), 
             digest: info.digest.clone(),
             expected: info.size,
             actual: compressed.count.to_string(),
+        });
+    }
+    if actual != info.digest {
+        return Err(ReadError::DigestMismatch {
+            reference: acc.reference.clone(),
+            what: "layer",
+            expected: info.digest.clone(),
+            actual,
         });
     }
     let (layer, diff) = result?;
@@ -1210,7 +1248,10 @@ mod tests {
             file("top.json", b"[]"),
         ]);
         let a = read(&raw).unwrap();
-        assert_eq!(a.files.keys().collect::<Vec<_>>(), vec!["prod/a.json", "top.json"]);
+        assert_eq!(
+            a.files.keys().collect::<Vec<_>>(),
+            vec!["prod/a.json", "top.json"]
+        );
         assert!(a.dirs.contains("prod"));
         assert_eq!(a.total, raw.len() as u64);
     }
@@ -1221,28 +1262,58 @@ mod tests {
             (file("../x", b"x"), "goes up"),
             (file("a/../../x", b"x"), "goes up"),
             (file("/etc/x", b"x"), "absolute"),
-            (entry("l", tar::EntryType::Symlink, "../../etc/passwd", b""), "symbolic link"),
-            (entry("h", tar::EntryType::Link, "prod/a.json", b""), "hard link"),
-            (entry("dev", tar::EntryType::Char, "", b""), "character device"),
+            (
+                entry("l", tar::EntryType::Symlink, "../../etc/passwd", b""),
+                "symbolic link",
+            ),
+            (
+                entry("h", tar::EntryType::Link, "prod/a.json", b""),
+                "hard link",
+            ),
+            (
+                entry("dev", tar::EntryType::Char, "", b""),
+                "character device",
+            ),
             (entry("p", tar::EntryType::Fifo, "", b""), "fifo"),
         ];
         for (e, want) in cases {
-            let err = read(&tar(&[file("ok.json", b"{}"), e])).unwrap_err().to_string();
+            let err = read(&tar(&[file("ok.json", b"{}"), e]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err} should say {want}");
         }
     }
 
     #[test]
     fn a_gzip_bomb_stops_at_the_cap() {
-        let zeros = vec![0u8; 8 << 20];
-        let raw = tar(&[file("bomb", &zeros)]);
-        let blob = gz(&raw);
-        assert!(blob.len() < 64 << 10);
-        let info = info_for(&blob, &raw);
-        let mut a = acc(1 << 20);
-        let err = read_layer(&blob[..], &info, &mut a).unwrap_err();
+        // 256 MiB of zeros as 256 identical gzip members: cheap to build, ~1 KiB each.
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..4].copy_from_slice(b"bomb");
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(256 << 20);
+        h.set_cksum();
+        let mut blob = gz(h.as_bytes());
+        let member = gz(&vec![0u8; 1 << 20]);
+        for _ in 0..256 {
+            blob.extend_from_slice(&member);
+        }
+        let info = LayerInfo {
+            digest: crate::artifact::build::sha256_digest(&blob),
+            size: blob.len() as u64,
+            media_type: GZIP_LAYERS[0].into(),
+            gzip: true,
+            diff_id: None,
+        };
+        let mut rest = &blob[..];
+        let err = read_layer(&mut rest, &info, &mut acc(1 << 20)).unwrap_err();
         assert!(matches!(err, ReadError::TooLarge { .. }), "{err}");
-        assert!(a.total <= (1 << 20) + (256 << 10), "read {} bytes", a.total);
+        // Stopped within the first buffers, not at the end of the blob.
+        let read = blob.len() - rest.len();
+        assert!(
+            read < 64 << 10,
+            "read {read} of {} compressed bytes",
+            blob.len()
+        );
     }
 
     #[test]
@@ -1320,7 +1391,10 @@ mod tests {
             file("d", b"now a file"),
         ]))
         .unwrap();
-        assert_eq!(a.files.keys().collect::<Vec<_>>(), vec!["d", "x/inner.json"]);
+        assert_eq!(
+            a.files.keys().collect::<Vec<_>>(),
+            vec!["d", "x/inner.json"]
+        );
         assert!(a.dirs.contains("x"));
         assert!(!a.dirs.contains("d"));
     }

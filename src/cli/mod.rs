@@ -2,7 +2,9 @@
 //! Exit codes: see `crate::ops::exit` and docs/exit-codes.md.
 
 mod drift;
+mod inspect;
 mod lint;
+mod push;
 
 use crate::config;
 use crate::model::{Target, WorkloadKind, WorkloadRef};
@@ -56,10 +58,15 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Remove the apply lock of an environment's workload (after a killed apply).
     ForceUnlock(EnvArg),
-    /// Tell per environment: in_sync, pending, cluster_edited, tag_moved, missing or error.
+    /// Report drift per environment: in_sync, pending, cluster_edited, tag_moved, missing or
+    /// error (exit 0 in sync, 2 drift, 1 error).
     Drift(drift::DriftArgs),
     /// Check Perses resource files offline: which files Perses' provisioning would load or skip.
     Lint(lint::LintArgs),
+    /// Package a directory as a reproducible OCI image and push it (or write an OCI layout).
+    Push(push::PushArgs),
+    /// Show an artifact: digest, platforms, annotations, folders, resource kinds, files.
+    Inspect(inspect::InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +274,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::ForceUnlock(a) => force_unlock(g, a).await,
         Command::Drift(a) => drift::run(g, a).await,
         Command::Lint(a) => lint::run(a),
+        Command::Push(a) => push::run(g, a).await,
+        Command::Inspect(a) => inspect::run(g, a).await,
     }
 }
 

@@ -141,12 +141,10 @@ pub async fn connect(
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount"));
         let in_cluster = |source| ClusterError::InCluster { source };
-        let env = |name| {
-            std::env::var(name)
-                .map_err(|e| in_cluster(kube::config::InClusterError::ReadEnvironmentVariable(e)))
-        };
-        let host = env("KUBERNETES_SERVICE_HOST")?;
-        let port: u16 = env("KUBERNETES_SERVICE_PORT")?
+        let unset = |e| in_cluster(kube::config::InClusterError::ReadEnvironmentVariable(e));
+        let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(unset)?;
+        let port: u16 = std::env::var("KUBERNETES_SERVICE_PORT")
+            .map_err(unset)?
             .parse()
             .map_err(|e| in_cluster(kube::config::InClusterError::ParseClusterPort(e)))?;
         let server = if host.contains(':') {

@@ -4,8 +4,10 @@
 pub mod apply;
 pub mod drift;
 pub mod import;
+pub mod inspect;
 pub mod plan;
 pub mod planfile;
+pub mod push;
 
 /// Exit codes, one meaning each (docs/exit-codes.md).
 pub mod exit {

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub mod push;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The reference does not parse.
@@ -226,7 +228,7 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 }
 
 /// Turns an oci-client error into one that names registry, repository and tag.
-async fn classify(
+pub(crate) async fn classify(
     e: OciDistributionError,
     name: &ImageName,
     tag: &str,

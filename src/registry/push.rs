@@ -228,10 +228,12 @@ impl Uploader {
             Some(d) => self.by_digest(d),
             None => self.reference.clone(),
         };
-        let content_type = media_type.parse().map_err(|_| RegistryError::BadReference {
-            reference: media_type.to_string(),
-            message: "not a valid media type header".into(),
-        })?;
+        let content_type = media_type
+            .parse()
+            .map_err(|_| RegistryError::BadReference {
+                reference: media_type.to_string(),
+                message: "not a valid media type header".into(),
+            })?;
         match self
             .client
             .push_manifest_raw(&reference, bytes, content_type)

@@ -4,8 +4,11 @@
 
 use super::Style;
 use crate::model::{Action, short};
-use crate::ops::drift::{DriftClass, DriftReport, Edit, EnvDrift, MissingPart};
-use serde_json::{Value, json};
+use crate::ops::drift::{
+    DriftClass, DriftReport, Edit, EnvDrift, MissingArtifact, MissingPart, PendingChange, TagMove,
+};
+use serde::Serialize;
+use serde_json::Value;
 
 /// Version of the drift JSON shape. Minor: fields added. Major: anything a reader could trip over.
 pub const DRIFT_FORMAT_VERSION: &str = "1.0";
@@ -19,6 +22,15 @@ fn clean(s: &str) -> String {
             c => Some(c),
         })
         .collect()
+}
+
+/// `repo:tag@sha256:0123456789ab`: a reference with its digest shortened, for sentences (the
+/// JSON details keep the full value).
+fn short_ref(reference: &str) -> String {
+    match reference.split_once('@') {
+        Some((name, digest)) => format!("{name}@{}", short(digest)),
+        None => reference.to_string(),
+    }
 }
 
 fn quoted(names: &[String]) -> String {
@@ -48,7 +60,9 @@ fn edit_text(e: &Edit) -> String {
     } else {
         format!(
             "artifact {:?} {fields} changed{who}: perses-oci applied {}, the cluster has {}",
-            e.artifact, e.applied, e.live
+            e.artifact,
+            short_ref(&e.applied),
+            short_ref(&e.live)
         )
     }
 }
@@ -73,7 +87,8 @@ pub fn message(env: &EnvDrift) -> String {
                     .map(|m| match m.part {
                         MissingPart::Volume => format!(
                             "volume {:?} (applied as {}) is gone from {workload}",
-                            m.artifact, m.applied
+                            m.artifact,
+                            short_ref(&m.applied)
                         ),
                         MissingPart::Mount => format!(
                             "volume {:?} is no longer mounted by the container of {workload}",
@@ -113,11 +128,18 @@ pub fn message(env: &EnvDrift) -> String {
                         p.artifact
                     ),
                     Action::Update => format!(
-                        "artifact {:?} {} differ{}",
+                        "artifact {:?}: {} {}{}",
                         p.artifact,
                         p.fields.join(", "),
+                        if env.revision.is_some() {
+                            "changed in the environment file"
+                        } else {
+                            "differ between the environment file and the workload"
+                        },
                         match (&p.from, &p.to) {
-                            (Some(a), Some(b)) if a != b => format!(" ({a} -> {b})"),
+                            (Some(a), Some(b)) if a != b => {
+                                format!(" ({} -> {})", short_ref(a), short_ref(b))
+                            }
                             _ => String::new(),
                         }
                     ),
@@ -160,100 +182,208 @@ pub fn message(env: &EnvDrift) -> String {
     clean(&main)
 }
 
-/// The class-specific details of one environment, as the JSON output has them.
-pub fn details(env: &EnvDrift) -> Value {
+/// Who applied the newest revision, and when.
+#[derive(Serialize)]
+struct RevisionView<'a> {
+    revision: u64,
+    time: &'a str,
+    by: &'a str,
+}
+
+/// The class-specific details. Typed views rather than `json!`, so that fields keep the order
+/// documented in docs/drift.md (serde_json's maps sort their keys).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DetailsView<'a> {
+    Error {
+        reason: &'a str,
+    },
+    MissingWorkload {
+        missing: &'static str,
+        workload: Option<String>,
+        namespace: Option<&'a str>,
+        reason: &'a str,
+    },
+    MissingVolumes {
+        missing: &'static str,
+        artifacts: &'a [MissingArtifact],
+        last_applied: Option<RevisionView<'a>>,
+    },
+    ClusterEdited {
+        artifact: &'a str,
+        fields: &'a [String],
+        manager: Option<&'a str>,
+        operation: Option<&'a str>,
+        time: Option<&'a str>,
+        applied: &'a str,
+        live: &'a str,
+        edits: &'a [Edit],
+        last_applied: Option<RevisionView<'a>>,
+    },
+    TagMoved {
+        artifact: &'a str,
+        tag: &'a str,
+        from: &'a str,
+        to: &'a str,
+        moves: &'a [TagMove],
+    },
+    Pending {
+        changes: &'a [PendingChange],
+        last_applied: Option<RevisionView<'a>>,
+    },
+    InSync {
+        artifacts: &'a [String],
+        last_applied: Option<RevisionView<'a>>,
+    },
+}
+
+#[derive(Serialize)]
+struct Details<'a> {
+    #[serde(flatten)]
+    class: DetailsView<'a>,
+    /// The other classes that apply, by precedence (a cluster edit can hide a pending change).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    also: Vec<&'static str>,
+}
+
+fn details(env: &EnvDrift) -> Details<'_> {
     let f = &env.findings;
     let classes = f.classes();
-    let revision = env
-        .revision
-        .as_ref()
-        .map(|r| json!({"revision": r.revision, "time": r.time, "by": r.by}));
-    let mut d = match classes[0] {
-        DriftClass::Error => json!({ "reason": f.error }),
+    let revision = || {
+        env.revision.as_ref().map(|r| RevisionView {
+            revision: r.revision,
+            time: &r.time,
+            by: &r.by,
+        })
+    };
+    let class = match classes[0] {
+        DriftClass::Error => DetailsView::Error {
+            reason: f.error.as_deref().unwrap_or_default(),
+        },
         DriftClass::Missing => match &f.workload_missing {
-            Some(why) => json!({
-                "missing": "workload",
-                "workload": env.target.as_ref().map(|t| t.workload.to_string()),
-                "namespace": env.target.as_ref().map(|t| t.namespace.clone()),
-                "reason": why,
-            }),
-            None => json!({
-                "missing": if f.missing.iter().any(|m| m.part == MissingPart::Volume) { "volume" } else { "mount" },
-                "artifacts": f.missing,
-                "last_applied": revision,
-            }),
+            Some(why) => DetailsView::MissingWorkload {
+                missing: "workload",
+                workload: env.target.as_ref().map(|t| t.workload.to_string()),
+                namespace: env.target.as_ref().map(|t| t.namespace.as_str()),
+                reason: why,
+            },
+            None => DetailsView::MissingVolumes {
+                missing: if f.missing.iter().any(|m| m.part == MissingPart::Volume) {
+                    "volume"
+                } else {
+                    "mount"
+                },
+                artifacts: &f.missing,
+                last_applied: revision(),
+            },
         },
         DriftClass::ClusterEdited => {
             let first = &f.edits[0];
             let by = first.by.as_ref();
-            json!({
-                "artifact": first.artifact,
-                "fields": first.fields,
-                "manager": by.map(|w| &w.manager),
-                "operation": by.map(|w| &w.operation),
-                "time": by.and_then(|w| w.time.as_ref()),
-                "applied": first.applied,
-                "live": first.live,
-                "edits": f.edits,
-                "last_applied": revision,
-            })
+            DetailsView::ClusterEdited {
+                artifact: &first.artifact,
+                fields: &first.fields,
+                manager: by.map(|w| w.manager.as_str()),
+                operation: by.map(|w| w.operation.as_str()),
+                time: by.and_then(|w| w.time.as_deref()),
+                applied: &first.applied,
+                live: &first.live,
+                edits: &f.edits,
+                last_applied: revision(),
+            }
         }
         DriftClass::TagMoved => {
             let first = &f.moves[0];
-            json!({
-                "artifact": first.artifact,
-                "tag": first.tag,
-                "from": first.from,
-                "to": first.to,
-                "moves": f.moves,
-            })
+            DetailsView::TagMoved {
+                artifact: &first.artifact,
+                tag: &first.tag,
+                from: &first.from,
+                to: &first.to,
+                moves: &f.moves,
+            }
         }
-        DriftClass::Pending => json!({
-            "changes": f.pending,
-            "last_applied": revision,
-        }),
-        DriftClass::InSync => json!({
-            "artifacts": env.artifacts,
-            "last_applied": revision,
-        }),
+        DriftClass::Pending => DetailsView::Pending {
+            changes: &f.pending,
+            last_applied: revision(),
+        },
+        DriftClass::InSync => DetailsView::InSync {
+            artifacts: &env.artifacts,
+            last_applied: revision(),
+        },
     };
-    if classes.len() > 1 {
-        d["also"] = json!(classes[1..].iter().map(|c| c.as_str()).collect::<Vec<_>>());
+    Details {
+        class,
+        also: classes[1..].iter().map(|c| c.as_str()).collect(),
     }
-    d
 }
 
-/// The JSON document (docs/drift.md).
-pub fn json_value(report: &DriftReport) -> Value {
-    let envs: Vec<Value> = report
-        .envs
-        .iter()
-        .map(|e| {
-            json!({
-                "name": e.env,
-                "class": e.class().as_str(),
-                "details": details(e),
-                "message": message(e),
-                "checked_at": e.checked_at,
+#[derive(Serialize)]
+struct EnvView<'a> {
+    name: &'a str,
+    class: &'static str,
+    details: Details<'a>,
+    message: String,
+    checked_at: &'a str,
+}
+
+/// Every class, in `DriftClass::ALL` order.
+#[derive(Serialize)]
+struct SummaryView {
+    in_sync: usize,
+    pending: usize,
+    cluster_edited: usize,
+    tag_moved: usize,
+    missing: usize,
+    error: usize,
+}
+
+#[derive(Serialize)]
+struct ReportView<'a> {
+    format_version: &'static str,
+    checked_at: String,
+    duration_seconds: f64,
+    environments: Vec<EnvView<'a>>,
+    summary: SummaryView,
+}
+
+fn view(report: &DriftReport) -> ReportView<'_> {
+    let count = |c: DriftClass| report.envs.iter().filter(|e| e.class() == c).count();
+    ReportView {
+        format_version: DRIFT_FORMAT_VERSION,
+        checked_at: report
+            .checked_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_seconds: (report.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        environments: report
+            .envs
+            .iter()
+            .map(|e| EnvView {
+                name: &e.env,
+                class: e.class().as_str(),
+                details: details(e),
+                message: message(e),
+                checked_at: &e.checked_at,
             })
-        })
-        .collect();
-    let summary: serde_json::Map<String, Value> = report
-        .summary()
-        .into_iter()
-        .map(|(c, n)| (c.as_str().to_string(), json!(n)))
-        .collect();
-    json!({
-        "format_version": DRIFT_FORMAT_VERSION,
-        "checked_at": report.checked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "duration_seconds": (report.duration.as_secs_f64() * 1000.0).round() / 1000.0,
-        "environments": envs,
-        "summary": summary,
-    })
+            .collect(),
+        summary: SummaryView {
+            in_sync: count(DriftClass::InSync),
+            pending: count(DriftClass::Pending),
+            cluster_edited: count(DriftClass::ClusterEdited),
+            tag_moved: count(DriftClass::TagMoved),
+            missing: count(DriftClass::Missing),
+            error: count(DriftClass::Error),
+        },
+    }
 }
 
+/// The JSON document as a value (key order lost), for tests and programs in this crate.
+pub fn json_value(report: &DriftReport) -> Value {
+    serde_json::to_value(view(report)).expect("the drift view serializes")
+}
+
+/// The JSON document (docs/drift.md), fields in their documented order.
 pub fn json(report: &DriftReport) -> String {
-    let mut s = serde_json::to_string_pretty(&json_value(report)).expect("JSON value serializes");
+    let mut s = serde_json::to_string_pretty(&view(report)).expect("the drift view serializes");
     s.push('\n');
     s
 }
@@ -394,7 +524,8 @@ pub fn metrics(report: &DriftReport, last_success: Option<f64>) -> String {
 mod tests {
     use super::*;
     use crate::model::{LastWrite, Revision, Target, WorkloadKind, WorkloadRef};
-    use crate::ops::drift::{Findings, PendingChange, TagMove};
+    use crate::ops::drift::Findings;
+    use serde_json::json;
     use std::time::Duration;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -469,9 +600,7 @@ mod tests {
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(
             lines[0],
-            format!(
-                "prod: cluster_edited — artifact \"perses-resources\" reference changed by field manager \"kubectl-edit\" (Update) at 2026-05-01T11:00:00Z: perses-oci applied r/p:v1@{D1}, the cluster has r/p:v0 (also: pending)"
-            )
+            "prod: cluster_edited — artifact \"perses-resources\" reference changed by field manager \"kubectl-edit\" (Update) at 2026-05-01T11:00:00Z: perses-oci applied r/p:v1@sha256:111111111111, the cluster has r/p:v0 (also: pending)"
         );
         assert!(
             lines[1].starts_with(

@@ -239,7 +239,7 @@ async fn missing_workload_and_missing_volume() {
 }
 
 #[tokio::test]
-async fn errors_registry_down_forbidden_and_bad_config_win_over_drift() {
+async fn errors_unreachable_forbidden_bad_config_win_over_drift() {
     let (ns, image, _, _) = applied("v1").await;
     let down_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -305,6 +305,26 @@ async fn errors_registry_down_forbidden_and_bad_config_win_over_drift() {
     let (code, v, _) = drift_json(dir.path(), &[]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(env(&v, "gone")["class"], "error", "{v}");
+
+    // An API server that does not answer: the bed's kubeconfig with prod's port closed.
+    let bed = bed();
+    let port = std::fs::read_to_string(bed.dir.join("clusters/prod/port")).unwrap();
+    let kubeconfig = std::fs::read_to_string(&bed.kubeconfig).unwrap().replace(
+        &format!("127.0.0.1:{}", port.trim()),
+        &format!("127.0.0.1:{down_port}"),
+    );
+    let kc_dir = tempfile::tempdir().unwrap();
+    let kc = kc_dir.path().join("kubeconfig");
+    std::fs::write(&kc, kubeconfig).unwrap();
+    let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
+    let (code, v, err) = drift_json(dir.path(), &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}\n{err}");
+    let e = env(&v, "prod");
+    assert_eq!(e["class"], "error", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("unreachable"),
+        "{e}"
+    );
 }
 
 /// A parsed Prometheus text exposition: samples by (name, sorted labels), and the order
@@ -656,4 +676,75 @@ async fn in_cluster_with_a_read_only_service_account() {
         m.contains("forbidden") && m.contains("in-cluster") && m.contains("perses-oci-drift"),
         "{m}"
     );
+}
+
+/// Every object of examples/kubernetes, in a fresh namespace, through a server-side dry run on
+/// the bed: the API server validates and defaults them as it would store them, without storing.
+#[tokio::test]
+async fn kubernetes_examples_pass_a_server_side_dry_run() {
+    let bed = bed();
+    let client = bed.client("prod").await;
+    let ns = support::unique_ns("examples");
+    support::create_namespace(&client, &ns).await;
+    let dir = support::repo_root().join("examples/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut kinds = BTreeSet::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
+            doc["metadata"]["namespace"] = json!(ns);
+            // `get_mut`, not indexing: `doc["subjects"]` would insert a null field.
+            if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_array_mut) {
+                for s in subjects {
+                    s["namespace"] = json!(ns);
+                }
+            }
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            let (group, version) = match doc["apiVersion"].as_str().unwrap().split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (
+                    String::new(),
+                    doc["apiVersion"].as_str().unwrap().to_string(),
+                ),
+            };
+            let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &kind);
+            let api = Api::<kube::api::DynamicObject>::namespaced_with(
+                client.clone(),
+                &ns,
+                &kube::api::ApiResource::from_gvk(&gvk),
+            );
+            let stored = api
+                .patch(
+                    &name,
+                    &PatchParams::apply("test").dry_run(),
+                    &Patch::Apply(&doc),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{}: {kind} {name}: {e}", path.display()));
+            assert_eq!(stored.metadata.name.as_deref(), Some(name.as_str()));
+            kinds.insert(kind);
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "CronJob",
+            "Role",
+            "RoleBinding",
+            "ServiceAccount"
+        ]
+        .map(String::from)
+        .into()
+    );
+    // A dry run stores nothing.
+    let sas: Api<ServiceAccount> = Api::namespaced(client, &ns);
+    assert!(sas.get_opt("perses-oci-drift").await.unwrap().is_none());
 }

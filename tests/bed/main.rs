@@ -7,4 +7,5 @@ mod support;
 mod apply;
 mod drift;
 mod plan;
+mod push;
 mod smoke;

@@ -1,0 +1,110 @@
+//! `perses-oci push DIR (--image REPO:TAG | --to oci:PATH:TAG)`: flags to `ops::push`.
+
+use super::Global;
+use crate::artifact::build::{Filter, Glob};
+use crate::model::RegistrySettings;
+use crate::ops::push::{Destination, Outcome, PushOptions, human_bytes};
+use crate::ops::{self, exit};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("destination").required(true).args(["image", "to"]))]
+pub struct PushArgs {
+    /// The directory to package: its content becomes the root of the image (a mount with
+    /// `subPath: prod` then shows DIR/prod).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Push to a registry, e.g. registry.example.com/team/perses-resources:v1.
+    #[arg(long, value_name = "REPO:TAG")]
+    pub image: Option<String>,
+    /// Write into an OCI image layout directory instead (created if missing; other tags kept).
+    #[arg(long, value_name = "oci:PATH:TAG")]
+    pub to: Option<String>,
+    /// Move the tag even when it already points at other files.
+    #[arg(long)]
+    pub force: bool,
+    /// Leave out matching paths (relative to DIR; `*`, `?`, `**`; no `/`: any depth; trailing
+    /// `/`: directories only). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Also package paths with a component starting with `.` (left out by default).
+    #[arg(long)]
+    pub include_hidden: bool,
+    /// A registry (HOST[:PORT]) reached over plain HTTP; loopback registries are detected.
+    /// Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Extra CA certificates (PEM) to trust for the registry.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
+    let to = match (&a.image, &a.to) {
+        (Some(i), _) => Destination::image(i)?,
+        (None, Some(t)) => Destination::layout(t)?,
+        (None, None) => unreachable!("clap requires --image or --to"),
+    };
+    let exclude = a
+        .exclude
+        .iter()
+        .map(|p| Glob::new(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = PushOptions {
+        dir: a.dir.clone(),
+        to,
+        force: a.force,
+        filter: Filter {
+            include_hidden: a.include_hidden,
+            exclude,
+        },
+        registry: RegistrySettings {
+            insecure: a.insecure_registry.clone(),
+            ca_file: a.ca_file.clone(),
+        },
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+        lint: true,
+        // No linter is wired yet: lint-before-push plugs in here.
+        linter: None,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = move |line: String| {
+        if tty {
+            eprintln!("{line}");
+        }
+    };
+    let r = ops::push::push(&opts, &mut progress).await?;
+    let files = format!(
+        "{} files, {}; layer {} gzip; {}",
+        r.files,
+        human_bytes(r.file_bytes),
+        human_bytes(r.layer_size),
+        r.platforms.join(", ")
+    );
+    match &r.outcome {
+        Outcome::Pushed => {
+            println!("pushed {}@{} ({files})", r.reference, r.digest);
+            println!(
+                "uploaded {} of {} blobs ({})",
+                r.blobs_uploaded,
+                r.blobs_total,
+                human_bytes(r.bytes_uploaded)
+            );
+            if let Some(prev) = &r.previous {
+                println!("moved the tag from {prev}");
+            }
+        }
+        Outcome::UpToDate => println!("up to date {}@{} ({files})", r.reference, r.digest),
+        Outcome::SameFiles { annotations } => {
+            println!(
+                "up to date {}@{} ({files}): same files; only annotations differ ({}); --force moves the tag",
+                r.reference,
+                r.digest,
+                annotations.join(", ")
+            );
+        }
+    }
+    Ok(exit::OK)
+}
