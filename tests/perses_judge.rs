@@ -948,7 +948,6 @@ fn judge(tools: &Tools, tmp: &Path, set: &Set) -> Judged {
     stub_plugins::write(&plugins, &stub_plugins::scan(&corpus_objects()));
     let perses = Perses::start(&tools.perses, &work, &prod, &plugins);
     let served = perses.served();
-    eprintln!("DEBUG served {}: {:?} {:?}", set.name, served.keys().take(5).collect::<Vec<_>>(), {std::thread::sleep(Duration::from_secs(2)); http_get(perses.port, "/api/v1/projects")});
     let percli = if set.percli {
         percli_all(tools, &work, &prod, &set.files, perses.port)
     } else {
@@ -1116,7 +1115,21 @@ fn report(judged: &[Judged]) -> String {
 fn lint_predicts_what_the_perses_server_loads() {
     let started = Instant::now();
     let tools = tools();
-    let tmp = tempfile::tempdir().unwrap();
+    // Not tempfile's default `.tmpXXXX`: Perses' file database lists nothing under a folder
+    // whose path has a component starting with a dot (a GET by name still works).
+    let tmp = tempfile::Builder::new()
+        .prefix("perses-judge-")
+        .tempdir()
+        .unwrap();
+    // PERSES_JUDGE_KEEP=1 keeps the work folder (trees, images, Perses logs and databases).
+    let (_guard, root) = if std::env::var_os("PERSES_JUDGE_KEEP").is_some() {
+        let kept = tmp.keep();
+        eprintln!("perses judge: keeping {}", kept.display());
+        (None, kept)
+    } else {
+        let root = tmp.path().to_path_buf();
+        (Some(tmp), root)
+    };
 
     let plugins = stub_plugins::scan(&corpus_objects());
     for kind in ["Panel", "Datasource", "Variable"] {
@@ -1129,7 +1142,7 @@ fn lint_predicts_what_the_perses_server_loads() {
     let mut judged = Vec::new();
     for set in sets() {
         let t = Instant::now();
-        judged.push(judge(&tools, tmp.path(), &set));
+        judged.push(judge(&tools, &root, &set));
         eprintln!("perses judge: set {} in {:?}", set.name, t.elapsed());
     }
 

@@ -4,73 +4,13 @@
 //! specs are masked. Pure: file lists in, a diff out.
 
 use super::lint::{ResourceKey, lint_files};
-use serde::Serialize;
+pub use crate::model::{ContentChange as ChangeKind, ContentDiff, ResourceChange};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Kinds whose `spec` is never shown.
 pub const SECRET_KINDS: [&str; 2] = ["Secret", "GlobalSecret"];
 const MASK: &str = "(masked)";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    Added,
-    Removed,
-    Changed,
-}
-
-/// One resource that differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResourceChange {
-    pub change: ChangeKind,
-    pub kind: String,
-    pub project: Option<String>,
-    pub name: String,
-    /// The file it comes from (the new file, or the old one when removed).
-    pub path: String,
-    /// Unified diff of the normalised resource (`--- before` / `+++ after`); masked specs
-    /// appear as `(masked)`. Empty for added and removed resources.
-    pub diff: String,
-}
-
-impl ResourceChange {
-    pub fn key(&self) -> String {
-        ResourceKey {
-            kind: self.kind.clone(),
-            project: self.project.clone(),
-            name: self.name.clone(),
-        }
-        .to_string()
-    }
-}
-
-/// The content difference of two artifacts (or two folders of them).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ContentDiff {
-    pub changes: Vec<ResourceChange>,
-    /// Resources that are the same in both.
-    pub unchanged: usize,
-}
-
-impl ContentDiff {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-    pub fn count(&self, kind: ChangeKind) -> usize {
-        self.changes.iter().filter(|c| c.change == kind).count()
-    }
-    /// `2 added, 1 changed, 0 removed (40 unchanged)`.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} added, {} changed, {} removed ({} unchanged)",
-            self.count(ChangeKind::Added),
-            self.count(ChangeKind::Changed),
-            self.count(ChangeKind::Removed),
-            self.unchanged
-        )
-    }
-}
 
 /// The resources of a file list, normalised (not masked: masking is for display only, so that
 /// a changed secret is still a change).
@@ -101,12 +41,11 @@ fn normalise(_kind: &str, v: &Value) -> Value {
 /// What may be shown of a resource: a Secret's or GlobalSecret's spec is replaced.
 fn masked(kind: &str, v: &Value) -> Value {
     let mut v = v.clone();
-    if SECRET_KINDS.contains(&kind) {
-        if let Some(obj) = v.as_object_mut() {
-            if obj.contains_key("spec") {
-                obj.insert("spec".into(), Value::String(MASK.into()));
-            }
-        }
+    if let Some(obj) = v.as_object_mut()
+        && SECRET_KINDS.contains(&kind)
+        && obj.contains_key("spec")
+    {
+        obj.insert("spec".into(), Value::String(MASK.into()));
     }
     v
 }

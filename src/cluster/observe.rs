@@ -159,7 +159,11 @@ fn owners_of(obj: &Value, container: &str, volume: &str, mount_path: Option<&str
             let time = str_of(&entry["time"]);
             let newer = match (&last_write, &time) {
                 (None, _) => true,
-                (Some(lw), Some(t)) => lw.time.as_deref().is_none_or(|lt| t.as_str() > lt),
+                // managedFields times have one-second resolution: on a tie, the manager that
+                // is not perses-oci is the one that changed the value after perses-oci.
+                (Some(lw), Some(t)) => lw.time.as_deref().is_none_or(|lt| {
+                    t.as_str() > lt || (t.as_str() == lt && lw.manager == FIELD_MANAGER)
+                }),
                 (Some(_), None) => false,
             };
             if newer {

@@ -364,6 +364,10 @@ pub struct Change {
     /// Managers other than perses-oci that own the fields this change writes: apply needs
     /// `--force-conflicts` to take them over.
     pub conflicts_with: Vec<String>,
+    /// Which Perses resources change inside the artifact (as mounted, `sub_path` applied);
+    /// `None` when it could not be read or the artifact's content does not change.
+    #[serde(default)]
+    pub content: Option<ContentDiff>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -456,3 +460,66 @@ impl Plan {
         self.envs.iter().any(EnvPlan::has_errors)
     }
 }
+
+// ---- what changes inside an artifact (computed by `crate::artifact::diff`) ----
+
+/// How one Perses resource differs between the live artifact and the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentChange {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// One resource that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub change: ContentChange,
+    pub kind: String,
+    pub project: Option<String>,
+    pub name: String,
+    /// The file it comes from (the new file, or the old one when removed).
+    pub path: String,
+    /// Unified diff of the normalised resource (`--- before` / `+++ after`); masked specs
+    /// appear as `(masked)`. Empty for added and removed resources.
+    pub diff: String,
+}
+
+impl ResourceChange {
+    /// `Dashboard project/name`, or `GlobalDatasource name`.
+    pub fn key(&self) -> String {
+        match &self.project {
+            Some(p) => format!("{} {}/{}", self.kind, p, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// The content difference of two artifacts (or two folders of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentDiff {
+    pub changes: Vec<ResourceChange>,
+    /// Resources that are the same in both.
+    pub unchanged: usize,
+}
+
+impl ContentDiff {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+    pub fn count(&self, kind: ContentChange) -> usize {
+        self.changes.iter().filter(|c| c.change == kind).count()
+    }
+    /// `2 added, 1 changed, 0 removed (40 unchanged)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} added, {} changed, {} removed ({} unchanged)",
+            self.count(ContentChange::Added),
+            self.count(ContentChange::Changed),
+            self.count(ContentChange::Removed),
+            self.unchanged
+        )
+    }
+}
+

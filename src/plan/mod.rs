@@ -141,6 +141,7 @@ pub fn diff(
                 before: None,
                 after: Some(want),
                 conflicts_with: vec![],
+                content: None,
             }),
             Some(live) => {
                 let why = reasons(spec, &want, live, digest);
@@ -152,6 +153,7 @@ pub fn diff(
                         before: Some(live.state.clone()),
                         after: Some(want),
                         conflicts_with: live.other_owners(),
+                        content: None,
                     });
                 }
             }
@@ -167,6 +169,7 @@ pub fn diff(
                 before: Some(live.state.clone()),
                 after: None,
                 conflicts_with: live.other_owners(),
+                content: None,
             });
         }
     }

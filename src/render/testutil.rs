@@ -45,6 +45,7 @@ pub fn add_change(artifact: &str, after: ArtifactState) -> Change {
         before: None,
         after: Some(after),
         conflicts_with: vec![],
+        content: None,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn remove_change(artifact: &str, before: ArtifactState) -> Change {
         before: Some(before),
         after: None,
         conflicts_with: vec![],
+        content: None,
     }
 }
 
@@ -73,6 +75,7 @@ pub fn update_change(
         before: Some(before),
         after: Some(after),
         conflicts_with: conflicts_with.iter().map(|s| s.to_string()).collect(),
+        content: None,
     }
 }
 
