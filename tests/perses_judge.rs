@@ -4,10 +4,11 @@
 //! `variants`: corpus copies changed to hit one rule each), the test
 //!
 //! 1. lints the tree as CI would (`perses-oci lint SRC --sub-path prod --format json`);
-//! 2. ships it as the issue describes: `perses-oci push SRC --to oci:LAYOUT:judge` (SRC holds the
-//!    files under `prod/`), `skopeo copy` to the host's platform (umoci 0.4 cannot pick one from
-//!    an image index), `umoci unpack --rootless`, and checks BUNDLE/rootfs/prod holds exactly the
-//!    source files: that folder is what the kubelet mounts with `subPath: prod`;
+//! 2. ships it as the issue describes: `perses-oci push SRC --to oci:LAYOUT:judge --no-lint`
+//!    (SRC holds the files under `prod/`; `--no-lint` because the sets are broken on purpose),
+//!    `skopeo copy` to the host's platform (umoci 0.4 cannot pick one from an image index),
+//!    `umoci unpack --rootless`, and checks BUNDLE/rootfs/prod holds exactly the source files:
+//!    that folder is what the kubelet mounts with `subPath: prod`;
 //! 3. starts the real Perses server on it (free port on 127.0.0.1, temp file database, stub
 //!    plugins with permissive schemas: `tests/perses/stub_plugins.rs` says why) and waits until
 //!    provisioning is over: a second provisioning folder, listed last, holds a GlobalSecret
@@ -134,8 +135,8 @@ impl Why {
                 "`metadata.project` empty (or absent) on a project-scoped kind: Perses v0.54 \
                  stores the resource with an empty project and logs nothing (the \"project must \
                  exist\" check only runs for a non-empty project). It is listed by \
-                 `GET /api/v1/dashboards`, but no project's URL reaches it, so nobody sees it in \
-                 the UI. lint reports an error (right: it is a mistake) but calls the file \
+                 `GET /api/v1/dashboards` and answers at `/api/v1/projects//dashboards/NAME`, but \
+                 belongs to no project, so the UI, which browses by project, never shows it. lint reports an error (right: it is a mistake) but calls the file \
                  skipped, and so predicts nothing of it, nor of the other objects of its file."
             }
             Why::PerObjectRefusal => {
@@ -209,35 +210,206 @@ impl Outcome {
 struct Known {
     set: &'static str,
     /// File relative to the provisioning folder.
-    path: &'static str,
+    path: String,
     /// The resource as lint names it (`Kind project/name`, or `Kind name`).
-    resource: &'static str,
+    resource: String,
     lint: Outcome,
     server: Outcome,
     why: Why,
-}
-
-const fn k(
-    set: &'static str,
-    path: &'static str,
-    resource: &'static str,
-    lint: Outcome,
-    server: Outcome,
-    why: Why,
-) -> Known {
-    Known {
-        set,
-        path,
-        resource,
-        lint,
-        server,
-        why,
-    }
 }
 
 use Outcome::{Absent, Loaded, Overwritten};
 
-const KNOWN: &[Known] = &[];
+/// Every difference between lint and the server, per set.
+fn known() -> Vec<Known> {
+    let mut v = Vec::new();
+    let mut add = |set, path: String, resource: &str, lint, server, why| {
+        v.push(Known {
+            set,
+            path,
+            resource: resource.to_string(),
+            lint,
+            server,
+            why,
+        })
+    };
+    // The corpus' dashboards/ and datasources/ files, alone and inside the whole corpus.
+    for (set, prefix) in [
+        ("dashboards", ""),
+        ("datasources", ""),
+        ("corpus", "dashboards/"),
+        ("corpus", "datasources/"),
+    ] {
+        let files: &[(&str, &str, Outcome)] = if set == "datasources" || prefix == "datasources/" {
+            &[
+                (
+                    "datasource_direct.json",
+                    "Datasource PrometheusDemoPersonal",
+                    Overwritten,
+                ),
+                (
+                    "datasource_direct_2_invalid.json",
+                    "Datasource PrometheusDemoPersonal",
+                    Loaded,
+                ),
+                (
+                    "datasource_proxy.json",
+                    "Datasource PrometheusDemoOfficial",
+                    Loaded,
+                ),
+                ("datasource_proxy_2.json", "Datasource thanos-query", Loaded),
+            ]
+        } else {
+            &[
+                ("basic_perses_dashboard.json", "Dashboard random", Loaded),
+                (
+                    "empty_panels_list_perses_dashboard.json",
+                    "Dashboard ddgn9k36v60owc",
+                    Loaded,
+                ),
+                (
+                    "empty_perses_dashboard.json",
+                    "Dashboard empty-dashboard",
+                    Loaded,
+                ),
+                (
+                    "library_panel_perses_dashboard.json",
+                    "Dashboard a5867867-7a6f-4834-8247-51844c4b975f",
+                    Loaded,
+                ),
+                (
+                    "panel_repeat_only_perses_dashboard.json",
+                    "Dashboard panel-repeat-only-test",
+                    Loaded,
+                ),
+                (
+                    "panel_repeat_perses_dashboard.json",
+                    "Dashboard panel-repeat-test",
+                    Loaded,
+                ),
+                (
+                    "panel_with_links_perses_dashboard.json",
+                    "Dashboard panel-links-test",
+                    Loaded,
+                ),
+                (
+                    "row_repeat_perses_dashboard.json",
+                    "Dashboard row-repeat-test",
+                    Loaded,
+                ),
+            ]
+        };
+        if set == "corpus" || prefix.is_empty() {
+            for (file, resource, server) in files {
+                add(
+                    set,
+                    format!("{prefix}{file}"),
+                    resource,
+                    Absent,
+                    *server,
+                    Why::EmptyProject,
+                );
+            }
+        }
+    }
+    let variants: &[(&str, &str, Outcome, Outcome, Why)] = &[
+        (
+            "no-project-field.json",
+            "Dashboard no-project-field",
+            Absent,
+            Loaded,
+            Why::EmptyProject,
+        ),
+        (
+            "ephemeral-in-list.json",
+            "Dashboard judge/beside-ephemeral",
+            Absent,
+            Loaded,
+            Why::PerObjectRefusal,
+        ),
+        (
+            "missing-project-in-list.json",
+            "Dashboard judge/beside-missing-project",
+            Absent,
+            Loaded,
+            Why::PerObjectRefusal,
+        ),
+        (
+            "dashboard-spec-empty.json",
+            "Dashboard judge/spec-empty",
+            Absent,
+            Loaded,
+            Why::DashboardSpec,
+        ),
+        (
+            "dashboard-spec-null.json",
+            "Dashboard judge/spec-null",
+            Absent,
+            Loaded,
+            Why::DashboardSpec,
+        ),
+        (
+            "case-a.json",
+            "Datasource judge/CaseDs",
+            Loaded,
+            Overwritten,
+            Why::Case,
+        ),
+        (
+            "project-case.json",
+            "Dashboard JUDGE/project-case",
+            Absent,
+            Loaded,
+            Why::Case,
+        ),
+        (
+            "tag-in-list.json",
+            "Dashboard judge/beside-bad-tag",
+            Loaded,
+            Absent,
+            Why::Tags,
+        ),
+        (
+            "tag-in-list.json",
+            "Dashboard judge/bad-tag",
+            Loaded,
+            Absent,
+            Why::Tags,
+        ),
+        (
+            "dangling-panel-ref.json",
+            "Dashboard judge/dangling-ref",
+            Loaded,
+            Absent,
+            Why::PanelRef,
+        ),
+        (
+            "variable-name.json",
+            "Variable judge/node-exporter-job",
+            Loaded,
+            Absent,
+            Why::VariableName,
+        ),
+        (
+            "dashboard-variable-name.json",
+            "Dashboard judge/dashboard-variable-name",
+            Loaded,
+            Absent,
+            Why::VariableName,
+        ),
+        (
+            "default-ds-b.json",
+            "Datasource judge/default-two",
+            Loaded,
+            Absent,
+            Why::DefaultDatasource,
+        ),
+    ];
+    for (file, resource, lint, server, why) in variants {
+        add("variants", file.to_string(), resource, *lint, *server, *why);
+    }
+    v
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tools and paths.
@@ -379,34 +551,34 @@ fn sets() -> Vec<Set> {
     vec![
         Set {
             name: "corpus",
-            what: "the whole shared corpus (dev-data/, dashboards/, datasources/, README.md, \
+            what: "The whole shared corpus (dev-data/, dashboards/, datasources/, README.md, \
                    LICENSE) as one tree",
             files: folder(""),
             percli: false,
         },
         Set {
             name: "dev-data",
-            what: "corpus dev-data/ alone (what the Perses dev server provisions)",
+            what: "Corpus dev-data/ alone (what the Perses dev server provisions)",
             files: folder("dev-data"),
             percli: true,
         },
         Set {
             name: "dashboards",
-            what: "corpus dashboards/ alone, as they are (`\"project\": \"\"`, and one in \
+            what: "Corpus dashboards/ alone, as they are (`\"project\": \"\"`, and one in \
                    project perses, which does not exist here)",
             files: folder("dashboards"),
             percli: true,
         },
         Set {
             name: "datasources",
-            what: "corpus datasources/ alone, as they are (`\"project\": \"\"`; two files \
+            what: "Corpus datasources/ alone, as they are (`\"project\": \"\"`; two files \
                    define PrometheusDemoPersonal)",
             files: folder("datasources"),
             percli: true,
         },
         Set {
             name: "variants",
-            what: "corpus copies changed to hit one rule each (tests/perses/variants.rs)",
+            what: "Corpus copies changed to hit one rule each (tests/perses/variants.rs)",
             files: variants::files(&corpus()),
             percli: true,
         },
@@ -570,16 +742,15 @@ impl Perses {
             for obj in list.as_array().unwrap() {
                 assert_eq!(obj["kind"], kind, "{obj}");
                 let key = key_of(obj);
-                // Each listed resource is also served by its own URL (when it has one).
-                let by_name = match &key.1 {
-                    Some(p) => Some(format!("/api/v1/projects/{p}/{plural}/{}", key.2)),
-                    None if PROJECT_SCOPED.contains(&kind) => None,
-                    None => Some(format!("/api/v1/{plural}/{}", key.2)),
+                // Each listed resource is also served by its own URL. A project-scoped resource
+                // stored with an empty project answers at `/api/v1/projects//KIND/NAME`.
+                let url = match (&key.1, PROJECT_SCOPED.contains(&kind)) {
+                    (Some(p), _) => format!("/api/v1/projects/{p}/{plural}/{}", key.2),
+                    (None, true) => format!("/api/v1/projects//{plural}/{}", key.2),
+                    (None, false) => format!("/api/v1/{plural}/{}", key.2),
                 };
-                if let Some(url) = by_name {
-                    let (status, body) = http_get(self.port, &url).unwrap();
-                    assert_eq!(status, 200, "GET {url}: {body}");
-                }
+                let (status, body) = http_get(self.port, &url).unwrap();
+                assert_eq!(status, 200, "GET {url}: {body}");
                 out.insert(key, obj.clone());
             }
         }
@@ -597,6 +768,24 @@ impl Perses {
         out.remove(&("GlobalSecret".to_string(), None, SENTINEL.to_string()));
         out
     }
+}
+
+/// The warnings and errors of a Perses log, without timestamps, the mounted folder shown as
+/// `<prod>` and paths in it relative: what Perses says it refused.
+fn refusals(log: &str, prod: &Path) -> String {
+    let prod = prod.display().to_string();
+    log.lines()
+        .filter(|l| l.contains("level=warning") || l.contains("level=error"))
+        .filter(|l| !l.contains("encryption_key"))
+        .map(|l| {
+            let l = l.replace(&format!("{prod}/"), "").replace(&prod, "<prod>");
+            match l.find("level=") {
+                Some(i) => l[i..].to_string(),
+                None => l,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -803,7 +992,7 @@ fn compare(
             });
         }
     }
-    for (key, _) in served {
+    for key in served.keys() {
         if !groups.contains_key(key) {
             diffs.push(Diff {
                 path: String::new(),
@@ -915,6 +1104,8 @@ fn judge(tools: &Tools, tmp: &Path, set: &Set) -> Judged {
             .arg(&src)
             .arg("--to")
             .arg(format!("oci:{}:judge", layout.display()))
+            // The sets hold files lint refuses on purpose: ship them anyway.
+            .arg("--no-lint")
             .current_dir(&work),
     );
     run_ok(Command::new("skopeo").args([
@@ -953,9 +1144,7 @@ fn judge(tools: &Tools, tmp: &Path, set: &Set) -> Judged {
     } else {
         BTreeMap::new()
     };
-    let log = perses
-        .log_text()
-        .replace(&format!("{}/", prod.display()), "");
+    let log = refusals(&perses.log_text(), &prod);
     drop(perses);
 
     let (occurrences, diffs) = compare(&set.files, &lint, &served);
@@ -996,8 +1185,8 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn why_of(set: &str, path: &str) -> Vec<Why> {
-    let mut v: Vec<Why> = KNOWN
+fn why_of(known: &[Known], set: &str, path: &str) -> Vec<Why> {
+    let mut v: Vec<Why> = known
         .iter()
         .filter(|k| k.set == set && k.path == path)
         .map(|k| k.why)
@@ -1007,8 +1196,19 @@ fn why_of(set: &str, path: &str) -> Vec<Why> {
     v
 }
 
-fn report(judged: &[Judged]) -> String {
+fn report(judged: &[Judged], known: &[Known], plugins: &stub_plugins::Plugins) -> String {
     let mut md = String::new();
+    let stubs: Vec<String> = plugins
+        .iter()
+        .map(|(name, kind)| format!("{name} ({kind})"))
+        .collect();
+    writeln!(
+        md,
+        "Stub plugins given to Perses and percli ({}): {}.\n",
+        stubs.len(),
+        stubs.join(", ")
+    )
+    .unwrap();
     for j in judged {
         let s = &j.lint["summary"];
         writeln!(md, "### Set `{}`\n\n{}.\n", j.set, j.what).unwrap();
@@ -1043,7 +1243,10 @@ fn report(judged: &[Judged]) -> String {
             let occ: Vec<&Occurrence> = j.occurrences.iter().filter(|o| o.path == path).collect();
             let lint_o: Vec<Outcome> = occ.iter().map(|o| o.lint).collect();
             let server_o: Vec<Outcome> = occ.iter().map(|o| o.server).collect();
-            let whys: Vec<&str> = why_of(j.set, path).iter().map(|w| w.label()).collect();
+            let whys: Vec<&str> = why_of(known, j.set, path)
+                .iter()
+                .map(|w| w.label())
+                .collect();
             let mut row = format!(
                 "| `{path}` | {}: {} | {} |",
                 f["status"].as_str().unwrap(),
@@ -1087,9 +1290,19 @@ fn report(judged: &[Judged]) -> String {
             md.push('\n');
         }
         md.push('\n');
+        if j.log.is_empty() {
+            md.push_str("Perses logged no refusal.\n\n");
+        } else {
+            writeln!(
+                md,
+                "What Perses logged (warnings and errors, in order):\n\n```text\n{}\n```\n",
+                j.log
+            )
+            .unwrap();
+        }
     }
     md.push_str("### Why they differ\n\n");
-    let mut whys: Vec<Why> = KNOWN.iter().map(|k| k.why).collect();
+    let mut whys: Vec<Why> = known.iter().map(|k| k.why).collect();
     whys.sort();
     whys.dedup();
     for w in whys {
@@ -1115,12 +1328,26 @@ fn report(judged: &[Judged]) -> String {
 fn lint_predicts_what_the_perses_server_loads() {
     let started = Instant::now();
     let tools = tools();
-    // Not tempfile's default `.tmpXXXX`: Perses' file database lists nothing under a folder
-    // whose path has a component starting with a dot (a GET by name still works).
+    // A lowercase path: with `database.case_sensitive: false` (the default), Perses' file
+    // database lowercases the whole folder of a list query, configured folder included
+    // (internal/api/database/file/query.go `buildQuery`), so under `/tmp/.tmpAbCd/db` every list
+    // endpoint answers [] while a GET by name still works.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let tmp = tempfile::Builder::new()
-        .prefix("perses-judge-")
+        .prefix(&format!("perses-judge-{}-{nanos}", std::process::id()))
+        .rand_bytes(0)
         .tempdir()
         .unwrap();
+    let lower = tmp.path().to_string_lossy().to_lowercase();
+    assert!(
+        tmp.path().to_string_lossy() == lower,
+        "{} has capital letters: Perses' file database would list nothing there; set TMPDIR \
+         to a lowercase folder",
+        tmp.path().display()
+    );
     // PERSES_JUDGE_KEEP=1 keeps the work folder (trees, images, Perses logs and databases).
     let (_guard, root) = if std::env::var_os("PERSES_JUDGE_KEEP").is_some() {
         let kept = tmp.keep();
@@ -1139,6 +1366,7 @@ fn lint_predicts_what_the_perses_server_loads() {
         );
     }
 
+    let known = known();
     let mut judged = Vec::new();
     for set in sets() {
         let t = Instant::now();
@@ -1150,10 +1378,10 @@ fn lint_predicts_what_the_perses_server_loads() {
     let mut problems = Vec::new();
     for j in &judged {
         for d in &j.diffs {
-            let known = KNOWN
+            let entry = known
                 .iter()
                 .find(|k| k.set == j.set && k.path == d.path && k.resource == d.resource);
-            match known {
+            match entry {
                 Some(k) if k.lint == d.lint && k.server == d.server => {}
                 _ => problems.push(format!(
                     "[{}] {} in `{}`: lint says {}, Perses: {}{}{}",
@@ -1167,7 +1395,7 @@ fn lint_predicts_what_the_perses_server_loads() {
                 )),
             }
         }
-        for k in KNOWN.iter().filter(|k| k.set == j.set) {
+        for k in known.iter().filter(|k| k.set == j.set) {
             if !j
                 .diffs
                 .iter()
@@ -1199,7 +1427,7 @@ fn lint_predicts_what_the_perses_server_loads() {
     }
 
     // The generated part of docs/lint-vs-perses.md.
-    let generated = report(&judged);
+    let generated = report(&judged, &known, &plugins);
     let doc_path = repo().join(DOC);
     let doc = std::fs::read_to_string(&doc_path).unwrap_or_default();
     let current = doc

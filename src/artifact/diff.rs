@@ -64,9 +64,14 @@ pub fn content_diff(old: &[(String, Vec<u8>)], new: &[(String, Vec<u8>)]) -> Con
     let mut out = ContentDiff::default();
     for (key, (path, before)) in &a {
         match b.get(key) {
-            None => out.changes.push(change(ChangeKind::Removed, key, path, String::new())),
+            None => out
+                .changes
+                .push(change(ChangeKind::Removed, key, path, String::new())),
             Some((path_b, after)) if after != before => {
-                let (x, y) = (pretty(&masked(&key.kind, before)), pretty(&masked(&key.kind, after)));
+                let (x, y) = (
+                    pretty(&masked(&key.kind, before)),
+                    pretty(&masked(&key.kind, after)),
+                );
                 let diff = similar::TextDiff::from_lines(&x, &y)
                     .unified_diff()
                     .context_radius(3)
@@ -77,17 +82,25 @@ pub fn content_diff(old: &[(String, Vec<u8>)], new: &[(String, Vec<u8>)]) -> Con
                 } else {
                     diff
                 };
-                out.changes.push(change(ChangeKind::Changed, key, path_b, diff));
+                out.changes
+                    .push(change(ChangeKind::Changed, key, path_b, diff));
             }
             Some(_) => out.unchanged += 1,
         }
     }
     for (key, (path, _)) in &b {
         if !a.contains_key(key) {
-            out.changes.push(change(ChangeKind::Added, key, path, String::new()));
+            out.changes
+                .push(change(ChangeKind::Added, key, path, String::new()));
         }
     }
-    out.changes.sort_by(|x, y| (x.kind.as_str(), &x.project, x.name.as_str()).cmp(&(y.kind.as_str(), &y.project, y.name.as_str())));
+    out.changes.sort_by(|x, y| {
+        (x.kind.as_str(), &x.project, x.name.as_str()).cmp(&(
+            y.kind.as_str(),
+            &y.project,
+            y.name.as_str(),
+        ))
+    });
     out
 }
 
@@ -114,10 +127,19 @@ mod tests {
 
     #[test]
     fn a_reformat_is_not_a_change() {
-        let a = [f("p.json", PROJECT), f("d.json", r#"{"kind":"Dashboard","metadata":{"name":"d","project":"p"},"spec":{"a":1,"b":[1,2]}}"#)];
+        let a = [
+            f("p.json", PROJECT),
+            f(
+                "d.json",
+                r#"{"kind":"Dashboard","metadata":{"name":"d","project":"p"},"spec":{"a":1,"b":[1,2]}}"#,
+            ),
+        ];
         let b = [
             f("p.json", PROJECT),
-            f("d.yaml", "spec:\n  b: [1, 2]\n  a: 1\nmetadata:\n  project: p\n  name: d\nkind: Dashboard\n"),
+            f(
+                "d.yaml",
+                "spec:\n  b: [1, 2]\n  a: 1\nmetadata:\n  project: p\n  name: d\nkind: Dashboard\n",
+            ),
         ];
         let d = content_diff(&a, &b);
         assert!(d.is_empty(), "{d:?}");
@@ -128,30 +150,60 @@ mod tests {
     fn added_removed_changed_with_a_unified_diff() {
         let a = [
             f("p.json", PROJECT),
-            f("d1.json", r#"{"kind":"Dashboard","metadata":{"name":"d1","project":"p"},"spec":{"title":"old"}}"#),
-            f("d2.json", r#"{"kind":"Dashboard","metadata":{"name":"d2","project":"p"},"spec":{"x":1}}"#),
+            f(
+                "d1.json",
+                r#"{"kind":"Dashboard","metadata":{"name":"d1","project":"p"},"spec":{"title":"old"}}"#,
+            ),
+            f(
+                "d2.json",
+                r#"{"kind":"Dashboard","metadata":{"name":"d2","project":"p"},"spec":{"x":1}}"#,
+            ),
         ];
         let b = [
             f("p.json", PROJECT),
-            f("d1.json", r#"{"kind":"Dashboard","metadata":{"name":"d1","project":"p"},"spec":{"title":"new"}}"#),
-            f("d3.json", r#"{"kind":"Dashboard","metadata":{"name":"d3","project":"p"},"spec":{"x":1}}"#),
+            f(
+                "d1.json",
+                r#"{"kind":"Dashboard","metadata":{"name":"d1","project":"p"},"spec":{"title":"new"}}"#,
+            ),
+            f(
+                "d3.json",
+                r#"{"kind":"Dashboard","metadata":{"name":"d3","project":"p"},"spec":{"x":1}}"#,
+            ),
         ];
         let d = content_diff(&a, &b);
         assert_eq!(d.summary(), "1 added, 1 changed, 1 removed (1 unchanged)");
-        let c = d.changes.iter().find(|c| c.change == ChangeKind::Changed).unwrap();
+        let c = d
+            .changes
+            .iter()
+            .find(|c| c.change == ChangeKind::Changed)
+            .unwrap();
         assert_eq!(c.key(), "Dashboard p/d1");
-        assert!(c.diff.contains("-    \"title\": \"old\"\n+    \"title\": \"new\"\n"), "{}", c.diff);
+        assert!(
+            c.diff
+                .contains("-    \"title\": \"old\"\n+    \"title\": \"new\"\n"),
+            "{}",
+            c.diff
+        );
         assert!(c.diff.starts_with("--- before\n+++ after\n"), "{}", c.diff);
     }
 
     #[test]
     fn secrets_are_masked() {
-        let a = [f("s.json", r#"{"kind":"GlobalSecret","metadata":{"name":"s"},"spec":{"basicAuth":{"password":"hunter2"}}}"#)];
-        let b = [f("s.json", r#"{"kind":"GlobalSecret","metadata":{"name":"s"},"spec":{"basicAuth":{"password":"correct-horse"}}}"#)];
+        let a = [f(
+            "s.json",
+            r#"{"kind":"GlobalSecret","metadata":{"name":"s"},"spec":{"basicAuth":{"password":"hunter2"}}}"#,
+        )];
+        let b = [f(
+            "s.json",
+            r#"{"kind":"GlobalSecret","metadata":{"name":"s"},"spec":{"basicAuth":{"password":"correct-horse"}}}"#,
+        )];
         let d = content_diff(&a, &b);
         // A changed secret is a change, but its values are not shown.
         assert_eq!(d.count(ChangeKind::Changed), 1);
-        assert_eq!(d.changes[0].diff, "(the GlobalSecret spec changed; its values are masked)\n");
+        assert_eq!(
+            d.changes[0].diff,
+            "(the GlobalSecret spec changed; its values are masked)\n"
+        );
         let c = content_diff(&[], &b);
         assert_eq!(c.count(ChangeKind::Added), 1);
         let all = format!("{d:?}{c:?}");

@@ -1,6 +1,8 @@
-//! `perses-oci lint DIR`: check Perses resource files offline, before they ship in an image.
+//! `perses-oci lint (DIR | REF)`: check Perses resource files, in a directory before they ship
+//! or in a pushed artifact (`REPO:TAG`, `REPO@sha256:...`, `oci:PATH:TAG`).
 
 use crate::artifact::lint;
+use crate::artifact::source::{self, Source};
 use crate::ops::exit;
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,9 +27,10 @@ Exit codes:
   1  errors found (a file would be skipped, a resource defined twice), or bad input \
 (DIR or --sub-path missing)")]
 pub struct LintArgs {
-    /// Directory holding the resource files (the content of the image).
+    /// Directory holding the resource files, or an image reference (REPO:TAG, REPO@DIGEST,
+    /// oci:PATH:TAG).
     // Not `dir`: that id belongs to the global `--dir` flag.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR|REF")]
     pub tree: PathBuf,
     /// Lint only DIR/P, as the volume mount's subPath would expose it.
     #[arg(long, value_name = "P")]
@@ -38,12 +41,53 @@ pub struct LintArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = LintFormat::Human)]
     pub format: LintFormat,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How to reach a registry, for commands that read images.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// A registry (host[:port]) reached over plain HTTP (loopback registries are detected).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+    /// An extra CA bundle (PEM) for the registry.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub fn registry(&self) -> crate::registry::Registry {
+        crate::registry::Registry::new(crate::model::RegistrySettings {
+            insecure: self.insecure.clone(),
+            ca_file: self.ca_file.clone(),
+        })
+    }
+}
+
+/// The files of a directory or image, at `sub_path`.
+pub async fn files_of(
+    what: &str,
+    sub_path: Option<&str>,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let source = Source::parse(what).map_err(anyhow::Error::msg)?;
+    let loaded = source::load(&source, &registry.registry())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    source::at_sub_path(&loaded.files, sub_path).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 /// Lints, prints the report on stdout and returns the exit code.
-pub fn run(args: &LintArgs) -> anyhow::Result<i32> {
-    let tree = lint::read_tree_at(&args.tree, args.sub_path.as_deref())?;
-    let mut report = lint::lint_tree(&tree, &args.known_projects);
+pub async fn run(args: &LintArgs) -> anyhow::Result<i32> {
+    let mut report = if args.tree.is_dir() || !looks_like_ref(&args.tree) {
+        let tree = lint::read_tree_at(&args.tree, args.sub_path.as_deref())?;
+        lint::lint_tree(&tree, &args.known_projects)
+    } else {
+        let what = args.tree.to_string_lossy();
+        let files = files_of(&what, args.sub_path.as_deref(), &args.registry).await?;
+        lint::lint_files(&files, &args.known_projects)
+    };
     report.root = match &args.sub_path {
         Some(sub) => args.tree.join(sub).display().to_string(),
         None => args.tree.display().to_string(),
@@ -60,4 +104,14 @@ pub fn run(args: &LintArgs) -> anyhow::Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// An image reference rather than a missing directory: `oci:...`, or a name with a tag or
+/// digest after its last `/`.
+fn looks_like_ref(p: &std::path::Path) -> bool {
+    let s = p.to_string_lossy();
+    s.starts_with("oci:")
+        || s.rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':') || last.contains('@'))
 }

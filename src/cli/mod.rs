@@ -1,6 +1,7 @@
 //! Command-line definitions: each subcommand turns flags into an options struct and calls `ops`.
 //! Exit codes: see `crate::ops::exit` and docs/exit-codes.md.
 
+mod diff;
 mod drift;
 mod inspect;
 mod lint;
@@ -63,6 +64,8 @@ pub enum Command {
     Drift(drift::DriftArgs),
     /// Check Perses resource files offline: which files Perses' provisioning would load or skip.
     Lint(lint::LintArgs),
+    /// Which Perses resources differ between two artifacts (directories or images).
+    Diff(diff::DiffArgs),
     /// Package a directory as a reproducible OCI image and push it (or write an OCI layout).
     Push(push::PushArgs),
     /// Show an artifact: digest, platforms, annotations, folders, resource kinds, files.
@@ -273,7 +276,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rollback(a) => rollback(g, a).await,
         Command::ForceUnlock(a) => force_unlock(g, a).await,
         Command::Drift(a) => drift::run(g, a).await,
-        Command::Lint(a) => lint::run(a),
+        Command::Lint(a) => lint::run(a).await,
+        Command::Diff(a) => diff::run(a).await,
         Command::Push(a) => push::run(g, a).await,
         Command::Inspect(a) => inspect::run(g, a).await,
     }

@@ -39,6 +39,9 @@ pub struct PushArgs {
     /// Extra CA certificates (PEM) to trust for the registry.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Push even when lint finds files Perses would skip.
+    #[arg(long)]
+    pub no_lint: bool,
 }
 
 pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
@@ -65,9 +68,8 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
             ca_file: a.ca_file.clone(),
         },
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-        lint: true,
-        // No linter is wired yet: lint-before-push plugs in here.
-        linter: None,
+        lint: !a.no_lint,
+        linter: Some(lint_before_push),
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = move |line: String| {
@@ -107,4 +109,49 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+/// Lint runs before anything is built: a file Perses would skip fails the push. An artifact
+/// that carries one folder per environment (no resource file at its root, several top-level
+/// folders) is linted folder by folder, as each is mounted alone with its subPath: the same
+/// dashboard in `prod/` and `staging/` is not a duplicate, and a project defined in `prod/`
+/// does not exist for `staging/`.
+fn lint_before_push(dir: &std::path::Path, files: &[String]) -> Result<(), String> {
+    use crate::artifact::lint;
+    let mut list = Vec::new();
+    for f in files.iter().filter(|f| lint::is_resource_file(f)) {
+        let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))?;
+        list.push((f.clone(), bytes));
+    }
+    let at_root = list.iter().any(|(p, _)| !p.contains('/'));
+    let mut groups: std::collections::BTreeMap<String, Vec<(String, Vec<u8>)>> = Default::default();
+    for (p, b) in list {
+        let (group, rest) = match p.split_once('/') {
+            Some((top, rest)) if !at_root => (top.to_string(), rest.to_string()),
+            _ => (String::new(), p),
+        };
+        groups.entry(group).or_default().push((rest, b));
+    }
+    let mut failed = Vec::new();
+    for (group, files) in &groups {
+        let mut report = lint::lint_files(files, &[]);
+        report.root = if group.is_empty() {
+            dir.display().to_string()
+        } else {
+            dir.join(group).display().to_string()
+        };
+        if report.has_errors() {
+            let prefix = if group.is_empty() {
+                String::new()
+            } else {
+                format!("{group}/: ")
+            };
+            failed.push(format!("{prefix}{}", report.human().trim_end()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n(--no-lint pushes anyway)", failed.join("\n")))
+    }
 }

@@ -19,9 +19,13 @@ pub enum ManifestError {
         wanted: String,
         found: String,
     },
-    #[error("{file}: several StatefulSets/Deployments ({found}); name one with `workload` in [target]")]
+    #[error(
+        "{file}: several StatefulSets/Deployments ({found}); name one with `workload` in [target]"
+    )]
     Ambiguous { file: String, found: String },
-    #[error("{file}: {what} is written in flow style ({line}); perses-oci edits block-style YAML only, so it can keep every other byte as it is")]
+    #[error(
+        "{file}: {what} is written in flow style ({line}); perses-oci edits block-style YAML only, so it can keep every other byte as it is"
+    )]
     FlowStyle {
         file: String,
         what: String,
@@ -105,7 +109,10 @@ pub fn find_workload<'a>(
     docs: &'a [Doc],
     workload: Option<&WorkloadRef>,
 ) -> Result<&'a Doc, ManifestError> {
-    let workloads: Vec<&Doc> = docs.iter().filter(|d| kind_of(&d.value).is_some()).collect();
+    let workloads: Vec<&Doc> = docs
+        .iter()
+        .filter(|d| kind_of(&d.value).is_some())
+        .collect();
     let describe = |ds: &[&Doc]| {
         let names: Vec<String> = ds
             .iter()
@@ -126,7 +133,9 @@ pub fn find_workload<'a>(
     match workload {
         Some(w) => workloads
             .iter()
-            .find(|d| kind_of(&d.value) == Some(w.kind) && d.value["metadata"]["name"] == w.name.as_str())
+            .find(|d| {
+                kind_of(&d.value) == Some(w.kind) && d.value["metadata"]["name"] == w.name.as_str()
+            })
             .copied()
             .ok_or_else(|| ManifestError::NotFound {
                 file: file.to_string(),
@@ -170,7 +179,10 @@ fn key_of(line: &str) -> Option<(usize, &str)> {
     let ind = indent(line);
     let rest = &line[ind..];
     let (ind, rest) = match rest.strip_prefix("- ") {
-        Some(r) => (ind + 2 + (r.len() - r.trim_start_matches(' ').len()), r.trim_start_matches(' ')),
+        Some(r) => (
+            ind + 2 + (r.len() - r.trim_start_matches(' ').len()),
+            r.trim_start_matches(' '),
+        ),
         None => (ind, rest),
     };
     let colon = rest.find(':')?;
@@ -210,7 +222,9 @@ fn trim_trailing(ls: &[&str], start: usize, mut end: usize) -> usize {
 
 /// Finds `key` as a direct child of the mapping spanning lines (start, end) at child indent.
 fn find_key(ls: &[&str], start: usize, end: usize, key: &str) -> Option<usize> {
-    let child = (start..end).find(|&i| !blank_or_comment(ls[i])).map(|i| key_of(ls[i]).map(|(ind, _)| ind))??;
+    let child = (start..end)
+        .find(|&i| !blank_or_comment(ls[i]))
+        .map(|i| key_of(ls[i]).map(|(ind, _)| ind))??;
     (start..end).find(|&i| key_of(ls[i]) == Some((child, key)) && !blank_or_comment(ls[i]))
 }
 
@@ -268,11 +282,18 @@ fn scalar(v: &str, like: Option<&str>) -> String {
     let plain_ok = !v.is_empty()
         && !v.contains(": ")
         && !v.contains(" #")
-        && !v.starts_with(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', ' '])
+        && !v.starts_with([
+            '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%',
+            '@', '`', ' ',
+        ])
         && !v.ends_with(' ')
         && !matches!(v, "true" | "false" | "null" | "~" | "yes" | "no")
         && v.parse::<f64>().is_err();
-    if plain_ok { v.to_string() } else { format!("{v:?}") }
+    if plain_ok {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
 }
 
 /// Replaces the value on a `key: value  # comment` line, keeping key, spacing and comment.
@@ -280,7 +301,13 @@ fn replace_value(line: &str, new: &str) -> String {
     let colon = line.find(':').expect("a key line");
     let head = &line[..colon + 1];
     let rest = &line[colon + 1..];
-    let nl = if rest.ends_with("\r\n") { "\r\n" } else if rest.ends_with('\n') { "\n" } else { "" };
+    let nl = if rest.ends_with("\r\n") {
+        "\r\n"
+    } else if rest.ends_with('\n') {
+        "\n"
+    } else {
+        ""
+    };
     let rest = &rest[..rest.len() - nl.len()];
     let lead = &rest[..rest.len() - rest.trim_start().len()];
     let body = rest.trim_start();
@@ -309,7 +336,10 @@ fn replace_value(line: &str, new: &str) -> String {
         }
     };
     let lead = if lead.is_empty() { " " } else { lead };
-    format!("{head}{lead}{}{tail}{nl}", scalar(new, Some(old).filter(|o| !o.is_empty())))
+    format!(
+        "{head}{lead}{}{tail}{nl}",
+        scalar(new, Some(old).filter(|o| !o.is_empty()))
+    )
 }
 
 struct Editor<'a> {
@@ -376,9 +406,11 @@ impl Editor<'_> {
         let ls = self.refs();
         let spec = find_key(&ls, start, end, "spec").ok_or_else(|| self.shape("spec"))?;
         let spec_end = block_end(&ls, spec, end, indent(ls[spec]));
-        let tpl = find_key(&ls, spec + 1, spec_end, "template").ok_or_else(|| self.shape("spec.template"))?;
+        let tpl = find_key(&ls, spec + 1, spec_end, "template")
+            .ok_or_else(|| self.shape("spec.template"))?;
         let tpl_end = block_end(&ls, tpl, spec_end, indent(ls[tpl]));
-        let pspec = find_key(&ls, tpl + 1, tpl_end, "spec").ok_or_else(|| self.shape("spec.template.spec"))?;
+        let pspec = find_key(&ls, tpl + 1, tpl_end, "spec")
+            .ok_or_else(|| self.shape("spec.template.spec"))?;
         Ok((pspec, block_end(&ls, pspec, tpl_end, indent(ls[pspec]))))
     }
 
@@ -400,7 +432,13 @@ impl Editor<'_> {
         added
     }
 
-    fn edit_volume(&mut self, start: usize, end: usize, name: &str, state: Option<&ArtifactState>) -> Result<usize, ManifestError> {
+    fn edit_volume(
+        &mut self,
+        start: usize,
+        end: usize,
+        name: &str,
+        state: Option<&ArtifactState>,
+    ) -> Result<usize, ManifestError> {
         let (pspec, pend) = self.pod_spec(start, end)?;
         let ls = self.refs();
         let vols = find_key(&ls, pspec + 1, pend, "volumes");
@@ -419,13 +457,24 @@ impl Editor<'_> {
                 self.flow_check(k, "spec.template.spec.volumes")?;
                 let vend = block_end(&ls, k, pend, indent(ls[k]));
                 let item = self.find_item(k, vend, "name", name);
-                let item_ind = seq_items(&ls, k, vend).first().map(|&(s, _)| indent(ls[s])).unwrap_or(indent(ls[k]));
+                let item_ind = seq_items(&ls, k, vend)
+                    .first()
+                    .map(|&(s, _)| indent(ls[s]))
+                    .unwrap_or(indent(ls[k]));
                 match (item, state) {
                     (None, None) => {}
                     (None, Some(s)) => end += self.splice(vend, 0, volume_item(item_ind, name, s)),
                     (Some((s, e)), None) => end += self.splice(s, e - s, vec![]),
                     (Some((s, e)), Some(st)) => {
-                        end += self.update_fields(s, e, "image", &[("reference", Some(st.reference.as_str())), ("pullPolicy", st.pull_policy.as_deref())])?;
+                        end += self.update_fields(
+                            s,
+                            e,
+                            "image",
+                            &[
+                                ("reference", Some(st.reference.as_str())),
+                                ("pullPolicy", st.pull_policy.as_deref()),
+                            ],
+                        )?;
                     }
                 }
             }
@@ -433,16 +482,31 @@ impl Editor<'_> {
         Ok(end as usize)
     }
 
-    fn edit_mount(&mut self, start: usize, end: usize, container: &str, name: &str, state: Option<&ArtifactState>) -> Result<usize, ManifestError> {
+    fn edit_mount(
+        &mut self,
+        start: usize,
+        end: usize,
+        container: &str,
+        name: &str,
+        state: Option<&ArtifactState>,
+    ) -> Result<usize, ManifestError> {
         let (pspec, pend) = self.pod_spec(start, end)?;
         let ls = self.refs();
-        let cs = find_key(&ls, pspec + 1, pend, "containers").ok_or_else(|| self.shape("spec.template.spec.containers"))?;
+        let cs = find_key(&ls, pspec + 1, pend, "containers")
+            .ok_or_else(|| self.shape("spec.template.spec.containers"))?;
         self.flow_check(cs, "spec.template.spec.containers")?;
         let cend = block_end(&ls, cs, pend, indent(ls[cs]));
-        let (c0, c1) = self.find_item(cs, cend, "name", container).ok_or_else(|| self.shape(&format!("container {container:?}")))?;
-        let mounts = (c0..c1).find(|&i| key_of(ls[i]).is_some_and(|(_, k)| k == "volumeMounts") && indent(ls[i]) > indent(ls[c0]) || (i == c0 && key_of(ls[i]).is_some_and(|(_, k)| k == "volumeMounts")));
+        let (c0, c1) = self
+            .find_item(cs, cend, "name", container)
+            .ok_or_else(|| self.shape(&format!("container {container:?}")))?;
+        let mounts = (c0..c1).find(|&i| {
+            key_of(ls[i]).is_some_and(|(_, k)| k == "volumeMounts")
+                && indent(ls[i]) > indent(ls[c0])
+                || (i == c0 && key_of(ls[i]).is_some_and(|(_, k)| k == "volumeMounts"))
+        });
         let mut end = end as isize;
-        let want_mount = state.and_then(|s| s.mount_path.as_deref().map(|m| (m, s.sub_path.as_deref())));
+        let want_mount =
+            state.and_then(|s| s.mount_path.as_deref().map(|m| (m, s.sub_path.as_deref())));
         match (mounts, want_mount) {
             (None, None) => {}
             (None, Some((mp, sp))) => {
@@ -455,13 +519,23 @@ impl Editor<'_> {
                 self.flow_check(k, "volumeMounts")?;
                 let mend = block_end(&ls, k, c1, indent(ls[k]));
                 let item = self.find_item(k, mend, "name", name);
-                let item_ind = seq_items(&ls, k, mend).first().map(|&(s, _)| indent(ls[s])).unwrap_or(indent(ls[k]));
+                let item_ind = seq_items(&ls, k, mend)
+                    .first()
+                    .map(|&(s, _)| indent(ls[s]))
+                    .unwrap_or(indent(ls[k]));
                 match (item, want_mount) {
                     (None, None) => {}
-                    (None, Some((mp, sp))) => end += self.splice(mend, 0, mount_item(item_ind, name, mp, sp)),
+                    (None, Some((mp, sp))) => {
+                        end += self.splice(mend, 0, mount_item(item_ind, name, mp, sp))
+                    }
                     (Some((s, e)), None) => end += self.splice(s, e - s, vec![]),
                     (Some((s, e)), Some((mp, sp))) => {
-                        end += self.update_fields(s, e, "", &[("mountPath", Some(mp)), ("subPath", sp)])?;
+                        end += self.update_fields(
+                            s,
+                            e,
+                            "",
+                            &[("mountPath", Some(mp)), ("subPath", sp)],
+                        )?;
                     }
                 }
             }
@@ -471,12 +545,20 @@ impl Editor<'_> {
 
     /// Sets `fields` inside an item (under `parent:` when not empty): replaces values in
     /// place, inserts missing keys, deletes keys set to `None`. Returns the line count change.
-    fn update_fields(&mut self, s: usize, e: usize, parent: &str, fields: &[(&str, Option<&str>)]) -> Result<isize, ManifestError> {
+    fn update_fields(
+        &mut self,
+        s: usize,
+        e: usize,
+        parent: &str,
+        fields: &[(&str, Option<&str>)],
+    ) -> Result<isize, ManifestError> {
         let mut delta: isize = 0;
         let (mut bs, mut be) = (s, e);
         if !parent.is_empty() {
             let ls = self.refs();
-            let p = (s..e).find(|&i| key_of(ls[i]).is_some_and(|(_, k)| k == parent)).ok_or_else(|| self.shape(parent))?;
+            let p = (s..e)
+                .find(|&i| key_of(ls[i]).is_some_and(|(_, k)| k == parent))
+                .ok_or_else(|| self.shape(parent))?;
             self.flow_check(p, parent)?;
             bs = p;
             be = block_end(&ls, p, e, key_of(ls[p]).map(|(i, _)| i).unwrap_or(0));
@@ -488,7 +570,8 @@ impl Editor<'_> {
             } else {
                 child_indent(&ls, bs, be)
             };
-            let found = (bs..be).find(|&i| key_of(ls[i]) == Some((field_ind, key)) && !blank_or_comment(ls[i]));
+            let found = (bs..be)
+                .find(|&i| key_of(ls[i]) == Some((field_ind, key)) && !blank_or_comment(ls[i]));
             match (found, value) {
                 (Some(i), Some(v)) => {
                     if unquote(inline_value(ls[i])) != *v {
@@ -522,7 +605,8 @@ fn child_indent(ls: &[&str], k: usize, end: usize) -> usize {
 
 fn unquote(v: &str) -> String {
     if let Some(inner) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
-        serde_json::from_str::<String>(&format!("\"{inner}\"")).unwrap_or_else(|_| inner.to_string())
+        serde_json::from_str::<String>(&format!("\"{inner}\""))
+            .unwrap_or_else(|_| inner.to_string())
     } else if let Some(inner) = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
         inner.replace("''", "'")
     } else {

@@ -86,26 +86,56 @@ fn reads_the_workload_among_documents() {
     let w = find_workload("f.yaml", &docs, None).unwrap();
     assert_eq!(w.value["metadata"]["name"], "perses");
     assert!(find_config_map(&docs, "perses").is_some());
-    let missing = WorkloadRef { kind: WorkloadKind::Deployment, name: "x".into() };
+    let missing = WorkloadRef {
+        kind: WorkloadKind::Deployment,
+        name: "x".into(),
+    };
     let e = find_workload("f.yaml", &docs, Some(&missing)).unwrap_err();
-    assert_eq!(e.to_string(), "f.yaml: no deployment/x among its documents (found: statefulset/perses)");
+    assert_eq!(
+        e.to_string(),
+        "f.yaml: no deployment/x among its documents (found: statefulset/perses)"
+    );
 }
 
 #[test]
 fn update_changes_only_the_value_and_keeps_quotes_and_comments() {
-    let s = state("reg.example/perses:v2@sha256:ab", Some("IfNotPresent"), "/etc/perses/provisioning", None);
+    let s = state(
+        "reg.example/perses:v2@sha256:ab",
+        Some("IfNotPresent"),
+        "/etc/perses/provisioning",
+        None,
+    );
     let out = edit(FILE, &[("perses-resources".into(), Some(s))]).unwrap();
     let (added, removed) = changed(FILE, &out);
-    assert_eq!(removed, vec!["          reference: \"reg.example/perses:v1\"   # bumped by CI\n"]);
-    assert_eq!(added, vec!["          reference: \"reg.example/perses:v2@sha256:ab\"   # bumped by CI\n"]);
+    assert_eq!(
+        removed,
+        vec!["          reference: \"reg.example/perses:v1\"   # bumped by CI\n"]
+    );
+    assert_eq!(
+        added,
+        vec!["          reference: \"reg.example/perses:v2@sha256:ab\"   # bumped by CI\n"]
+    );
     // Idempotent: applying the same state again changes nothing.
-    let s = state("reg.example/perses:v2@sha256:ab", Some("IfNotPresent"), "/etc/perses/provisioning", None);
-    assert_eq!(edit(&out, &[("perses-resources".into(), Some(s))]).unwrap(), out);
+    let s = state(
+        "reg.example/perses:v2@sha256:ab",
+        Some("IfNotPresent"),
+        "/etc/perses/provisioning",
+        None,
+    );
+    assert_eq!(
+        edit(&out, &[("perses-resources".into(), Some(s))]).unwrap(),
+        out
+    );
 }
 
 #[test]
 fn sub_path_and_pull_policy_are_inserted_and_deleted_in_place() {
-    let s = state("reg.example/perses:v1", None, "/etc/perses/provisioning", Some("prod"));
+    let s = state(
+        "reg.example/perses:v1",
+        None,
+        "/etc/perses/provisioning",
+        Some("prod"),
+    );
     let out = edit(FILE, &[("perses-resources".into(), Some(s))]).unwrap();
     let (added, removed) = changed(FILE, &out);
     assert_eq!(removed, vec!["          pullPolicy: IfNotPresent\n"]);
@@ -116,18 +146,30 @@ fn sub_path_and_pull_policy_are_inserted_and_deleted_in_place() {
     let target = crate::model::Target {
         context: None,
         namespace: "monitoring".into(),
-        workload: WorkloadRef { kind: WorkloadKind::StatefulSet, name: "perses".into() },
+        workload: WorkloadRef {
+            kind: WorkloadKind::StatefulSet,
+            name: "perses".into(),
+        },
         container: "perses".into(),
     };
     let ex = crate::cluster::observe::extract(&w.value, &target).unwrap();
-    let a = ex.artifacts.iter().find(|a| a.name == "perses-resources").unwrap();
+    let a = ex
+        .artifacts
+        .iter()
+        .find(|a| a.name == "perses-resources")
+        .unwrap();
     assert_eq!(a.state.sub_path.as_deref(), Some("prod"));
     assert_eq!(a.state.pull_policy, None);
 }
 
 #[test]
 fn add_and_remove_whole_entries() {
-    let s = state("reg.example/extra:v1", Some("Always"), "/etc/perses/provisioning/extra", None);
+    let s = state(
+        "reg.example/extra:v1",
+        Some("Always"),
+        "/etc/perses/provisioning/extra",
+        None,
+    );
     let out = edit(FILE, &[("extra".into(), Some(s))]).unwrap();
     let (added, removed) = changed(FILE, &out);
     assert!(removed.is_empty(), "{removed:?}");
@@ -148,7 +190,10 @@ fn add_and_remove_whole_entries() {
     let (added, removed) = changed(FILE, &gone);
     assert!(added.is_empty());
     assert_eq!(removed.len(), 6, "{removed:?}");
-    assert!(gone.contains("# the artifact:"), "comments between entries stay");
+    assert!(
+        gone.contains("# the artifact:"),
+        "comments between entries stay"
+    );
 }
 
 #[test]
@@ -161,7 +206,10 @@ fn flow_style_is_refused_clearly() {
 
 #[test]
 fn scalars_are_quoted_only_when_needed() {
-    assert_eq!(scalar("reg:5000/x:v1@sha256:ab", None), "reg:5000/x:v1@sha256:ab");
+    assert_eq!(
+        scalar("reg:5000/x:v1@sha256:ab", None),
+        "reg:5000/x:v1@sha256:ab"
+    );
     assert_eq!(scalar("true", None), "\"true\"");
     assert_eq!(scalar("1.0", None), "\"1.0\"");
     assert_eq!(scalar("a: b", None), "\"a: b\"");

@@ -2,11 +2,14 @@
 //! API server (dry run) what it would store. Environments are planned concurrently; one that
 //! fails is reported and does not hide the others.
 
+use crate::artifact::diff::content_diff;
+use crate::artifact::lint::{self, lint_files};
+use crate::artifact::source::{self, Source};
 use crate::cluster::{self, Cluster, ClusterError, observe};
 use crate::config::{self, Project};
 use crate::model::{
-    Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, Resolved, Severity, Target,
-    WorkloadKind, WorkloadRef,
+    Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, Resolved, Severity,
+    Target, WorkloadKind, WorkloadRef,
 };
 use crate::plan::{desired_state, diff};
 use crate::registry::Registry;
@@ -198,9 +201,116 @@ pub fn dropped_checks(ctx: &EnvContext, stored: &serde_json::Value, dry_run: boo
     out
 }
 
+/// Reads the new (and live) artifact of each change: which Perses resources change inside it,
+/// whether `sub_path` exists in the new one (else the pod fails to start), and whether Perses
+/// would load its files (else it skips them with only a log line).
+async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut Vec<Check>) {
+    let registry = Registry::new(ctx.desired.registry.clone());
+    for change in changes.iter_mut() {
+        let Some(after) = &change.after else { continue };
+        let Some(spec) = ctx
+            .desired
+            .artifacts
+            .iter()
+            .find(|a| a.name == change.artifact)
+        else {
+            continue;
+        };
+        let digest = ctx
+            .resolved
+            .iter()
+            .find(|r| r.name == spec.name)
+            .map(|r| r.digest.clone());
+        let new_ref = match &digest {
+            Some(d) => format!("{}@{d}", spec.image),
+            None => after.reference.clone(),
+        };
+        let new = match source::load(&Source::Registry(new_ref.clone()), &registry).await {
+            Ok(l) => l,
+            Err(e) => {
+                checks.push(Check {
+                    severity: Severity::Error,
+                    code: "artifact_unreadable".into(),
+                    message: format!("artifact {:?}: cannot read {new_ref}: {e}", spec.name),
+                });
+                continue;
+            }
+        };
+        let new_files = match source::at_sub_path(&new.files, after.sub_path.as_deref()) {
+            Ok(f) => f,
+            Err(e) => {
+                checks.push(Check {
+                    severity: Severity::Error,
+                    code: "sub_path_missing".into(),
+                    message: format!(
+                        "artifact {:?}: {e}: the pod would fail to start (the container runtime checks subPath when it creates the container)",
+                        spec.name
+                    ),
+                });
+                continue;
+            }
+        };
+        let report = lint_files(&new_files, &[]);
+        if report.has_errors() {
+            let problems: Vec<String> = report
+                .files
+                .iter()
+                .flat_map(|f| {
+                    f.problems
+                        .iter()
+                        .filter(|p| p.severity == lint::Severity::Error)
+                        .map(move |p| format!("{}: {}", f.path, p.message))
+                })
+                .collect();
+            let shown = problems
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            let more = problems.len().saturating_sub(5);
+            checks.push(Check {
+                severity: Severity::Error,
+                code: "artifact_lint".into(),
+                message: format!(
+                    "artifact {:?}: Perses would skip files of {new_ref}: {shown}{} (see `perses-oci lint {new_ref}{}`)",
+                    spec.name,
+                    if more > 0 { format!(" and {more} more") } else { String::new() },
+                    after.sub_path.as_ref().map(|s| format!(" --sub-path {s}")).unwrap_or_default()
+                ),
+            });
+        }
+        let old_files = match &change.before {
+            None => Vec::new(),
+            Some(before) => {
+                match source::load(&Source::Registry(before.reference.clone()), &registry).await {
+                    Ok(l) => source::at_sub_path(&l.files, before.sub_path.as_deref())
+                        .unwrap_or_default(),
+                    Err(e) => {
+                        checks.push(Check {
+                        severity: Severity::Warning,
+                        code: "live_artifact_unreadable".into(),
+                        message: format!(
+                            "artifact {:?}: cannot read the live artifact {} to show what changes inside: {e}",
+                            spec.name, before.reference
+                        ),
+                    });
+                        continue;
+                    }
+                }
+            }
+        };
+        let content = content_diff(&old_files, &new_files);
+        if !content.is_empty() {
+            change.content = Some(content);
+        }
+    }
+}
+
 /// The plan of an observed environment, with the server's dry run where the credentials allow.
 pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
-    let (changes, mut checks) = diff(&ctx.desired, &ctx.observed, &ctx.resolved);
+    let (mut changes, mut checks) = diff(&ctx.desired, &ctx.observed, &ctx.resolved);
+    content_checks(ctx, &mut changes, &mut checks).await;
     if !changes.is_empty() {
         let body = body_for(ctx, &[]);
         let target = &ctx.desired.target;

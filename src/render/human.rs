@@ -1,7 +1,10 @@
 //! The Terraform-like text plan for a terminal: one block per change, totals at the end.
 
 use super::{Style, context_text, counts, errors_line, totals_line};
-use crate::model::{Action, ArtifactState, Change, Check, EnvPlan, Plan, Severity, Summary};
+use crate::model::{
+    Action, ArtifactState, Change, Check, ContentChange, ContentDiff, EnvPlan, Plan, Severity,
+    Summary,
+};
 
 /// Field names are padded to the longest one so that the `=` line up.
 const FIELDS: [&str; 4] = ["reference", "pull_policy", "mount_path", "sub_path"];
@@ -30,6 +33,15 @@ impl Paint {
             Action::Remove => "31",
         };
         self.wrap(sgr, &action.symbol().to_string())
+    }
+    /// A whole line in the colour of an action (diff lines).
+    fn symbol_text(&self, action: Action, s: &str) -> String {
+        let sgr = match action {
+            Action::Add => "32",
+            Action::Update => "33",
+            Action::Remove => "31",
+        };
+        self.wrap(sgr, s)
     }
     fn severity(&self, severity: Severity) -> String {
         match severity {
@@ -166,7 +178,40 @@ fn change_block(change: &Change, p: &Paint) -> String {
         });
     }
     lines.push("    }".to_string());
+    if let Some(content) = &change.content {
+        lines.extend(content_lines(content, p));
+    }
     lines.join("\n")
+}
+
+/// What changes inside the artifact: a summary, one line per resource, and the unified diff of
+/// each changed one (`-`/`+` coloured on a terminal).
+fn content_lines(content: &ContentDiff, p: &Paint) -> Vec<String> {
+    let mut lines = vec![format!("    Content: {}", content.summary())];
+    for c in &content.changes {
+        let (sym, action) = match c.change {
+            ContentChange::Added => (Action::Add, "added"),
+            ContentChange::Removed => (Action::Remove, "removed"),
+            ContentChange::Changed => (Action::Update, "changed"),
+        };
+        lines.push(format!(
+            "      {} {} ({action}, {})",
+            p.symbol(sym),
+            clean(&c.key()),
+            clean(&c.path)
+        ));
+        for l in c.diff.lines() {
+            let shown = if l.starts_with('+') && !l.starts_with("+++") {
+                p.symbol_text(Action::Add, &clean(l))
+            } else if l.starts_with('-') && !l.starts_with("---") {
+                p.symbol_text(Action::Remove, &clean(l))
+            } else {
+                clean(l)
+            };
+            lines.push(format!("          {shown}"));
+        }
+    }
+    lines
 }
 
 /// The four managed fields, quoted (Debug escapes control characters) or `(none)`.

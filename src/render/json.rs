@@ -3,12 +3,13 @@
 //! whenever the model does.
 
 use crate::model::{
-    Action, ArtifactState, Change, Check, EnvPlan, Pin, Plan, Reason, Severity, Summary,
+    Action, ArtifactState, Change, Check, ContentDiff, EnvPlan, Pin, Plan, Reason, Severity,
+    Summary,
 };
 use serde::Serialize;
 
 /// Version of the JSON shape. Minor: fields added. Major: anything a reader could trip over.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 #[derive(Serialize)]
 struct PlanView<'a> {
@@ -44,6 +45,8 @@ struct ChangeView<'a> {
     before: Option<StateView<'a>>,
     after: Option<StateView<'a>>,
     conflicts_with: &'a [String],
+    /// Which Perses resources change inside the artifact (null: not read, or no change).
+    content: Option<&'a ContentDiff>,
 }
 
 /// Flat rather than one struct per kind: readers switch on `kind` and read the fields it has.
@@ -155,6 +158,7 @@ fn change_view<'a>(env: &str, c: &'a Change) -> ChangeView<'a> {
         before: c.before.as_ref().map(state_view),
         after: c.after.as_ref().map(state_view),
         conflicts_with: &c.conflicts_with,
+        content: c.content.as_ref(),
     }
 }
 
@@ -343,7 +347,7 @@ mod tests {
         assert_eq!(
             v,
             json!({
-                "format_version": "1.0",
+                "format_version": "1.1",
                 "environments": [
                     {
                         "name": "prod",
@@ -378,7 +382,8 @@ mod tests {
                                 "mount_path": "/etc/perses/provisioning",
                                 "sub_path": "prod"
                             },
-                            "conflicts_with": ["helm"]
+                            "conflicts_with": ["helm"],
+                            "content": null
                         }],
                         "checks": [],
                         "error": null,
@@ -409,7 +414,7 @@ mod tests {
         let fv = text.find("\"format_version\"").unwrap();
         let envs = text.find("\"environments\"").unwrap();
         assert!(fv < envs);
-        assert!(text.starts_with("{\n  \"format_version\": \"1.0\",\n"));
+        assert!(text.starts_with("{\n  \"format_version\": \"1.1\",\n"));
         assert!(!text.contains("INPUTS"));
         assert!(!text.contains("\"inputs\""));
     }
@@ -424,7 +429,7 @@ mod tests {
         assert_eq!(
             json_value(&Plan::default()),
             json!({
-                "format_version": "1.0",
+                "format_version": "1.1",
                 "environments": [],
                 "summary": {"add": 0, "change": 0, "remove": 0, "errors": 0}
             })

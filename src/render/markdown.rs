@@ -2,7 +2,10 @@
 //! a section per environment with collapsed diffs; shortened step by step so that it always fits.
 
 use super::{count_checks, errors_line, plural, totals_line};
-use crate::model::{Action, ArtifactState, Change, Check, EnvPlan, Plan, Severity, Summary};
+use crate::model::{
+    Action, ArtifactState, Change, Check, ContentChange, ContentDiff, EnvPlan, Plan, Severity,
+    Summary,
+};
 
 /// The most a GitHub comment body holds (it counts characters; bytes are never fewer).
 pub const MARKDOWN_LIMIT: usize = 65_536;
@@ -208,6 +211,9 @@ fn change_line(c: &Change) -> String {
             owners.join(", ")
         ));
     }
+    if let Some(content) = &c.content {
+        line.push_str(&format!("; content: {}", text(&content.summary())));
+    }
     line
 }
 
@@ -249,7 +255,38 @@ fn details_block(c: &Change) -> String {
     }
     let body = diff.join("\n");
     let fence = "`".repeat(longest_run(&body, '`').max(2) + 1);
-    format!("<details><summary>{summary}</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>")
+    let content = c.content.as_ref().map(content_block).unwrap_or_default();
+    format!(
+        "<details><summary>{summary}</summary>\n\n{fence}diff\n{body}\n{fence}\n{content}\n</details>"
+    )
+}
+
+/// What changes inside the artifact: one line per resource, each changed one's diff collapsed.
+fn content_block(content: &ContentDiff) -> String {
+    let mut out = format!("\nContent: {}\n\n", text(&content.summary()));
+    for r in &content.changes {
+        let label = match r.change {
+            ContentChange::Added => "added",
+            ContentChange::Removed => "removed",
+            ContentChange::Changed => "changed",
+        };
+        if r.diff.is_empty() {
+            out.push_str(&format!(
+                "- {label} {} ({})\n",
+                code(&r.key()),
+                code(&r.path)
+            ));
+        } else {
+            let fence = "`".repeat(longest_run(&r.diff, '`').max(2) + 1);
+            out.push_str(&format!(
+                "<details><summary>{label} <code>{}</code> ({})</summary>\n\n{fence}diff\n{}{fence}\n\n</details>\n",
+                html(&r.key()),
+                html(&r.path),
+                r.diff
+            ));
+        }
+    }
+    out
 }
 
 fn check_line(c: &Check) -> String {

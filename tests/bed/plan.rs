@@ -23,8 +23,11 @@ pub fn env_toml(context: &str, ns: &str, image: &str, tag: &str, extra: &str) ->
     )
 }
 
+/// A realistic artifact: the corpus' dev-data (a consistent set Perses loads, minus the one
+/// kind it refuses) under `prod/`, plus a file that makes each variant's digest different.
 pub fn dashboards(variant: &str) -> BTreeMap<String, Vec<u8>> {
     let mut files = support::corpus_files("dev-data", "prod");
+    files.remove("prod/ephemeraldashboard.json");
     files.insert("prod/variant.txt".into(), variant.as_bytes().to_vec());
     files
 }

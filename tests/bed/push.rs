@@ -32,6 +32,12 @@ fn text(out: &Output) -> (String, String) {
 fn run(bed: &Bed, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = bed.cmd();
     cmd.args(args);
+    // These tests are about packaging, and their trees hold the corpus' dashboards/ and
+    // datasources/, which Perses refuses (empty project): lint is skipped here and tested in
+    // `lint_gates_the_push` below.
+    if args.first() == Some(&"push") {
+        cmd.arg("--no-lint");
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -804,4 +810,47 @@ fn a_wrong_or_truncated_blob_in_a_layout_is_refused() {
 
     std::fs::write(&layer, &good).unwrap();
     ok(bed, &["inspect", &at]);
+}
+
+#[test]
+fn lint_gates_the_push() {
+    let bed = bed();
+    let tmp = tempfile::tempdir().unwrap();
+    // Per-environment folders are linted one by one: the same resources in prod/ and staging/
+    // are no duplicates.
+    let mut good = support::corpus_files("dev-data", "prod");
+    good.extend(support::corpus_files("dev-data", "staging"));
+    good.remove("prod/ephemeraldashboard.json");
+    good.remove("staging/ephemeraldashboard.json");
+    let dir = tmp.path().join("good");
+    write_tree(&dir, good.iter(), |_| SystemTime::now());
+    let image = format!("{}/lint-gate-{}/res:v1", bed.registry, std::process::id());
+    let linted = |args: &[&str]| {
+        let out = bed.cmd().args(args).output().unwrap();
+        let (o, e) = text(&out);
+        (out.status.code().unwrap_or(-1), o, e)
+    };
+    let (code, out, err) = linted(&["push", dir.to_str().unwrap(), "--image", &image]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // An EphemeralDashboard (not provisionable) in staging/ stops the push, naming the file.
+    let mut bad = good.clone();
+    bad.extend(
+        support::corpus_files("dev-data", "staging")
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("ephemeraldashboard.json")),
+    );
+    let dir = tmp.path().join("bad");
+    write_tree(&dir, bad.iter(), |_| SystemTime::now());
+    let image2 = format!("{}/lint-gate-{}/res:v2", bed.registry, std::process::id());
+    let (code, out, err) = linted(&["push", dir.to_str().unwrap(), "--image", &image2]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("staging/")
+            && err.contains("ephemeraldashboard.json")
+            && err.contains("EphemeralDashboard"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was pushed"), "{err}");
+    let (code, _, _) = run(bed, &["inspect", &image2], &[]);
+    assert_eq!(code, 1, "nothing was pushed");
 }

@@ -165,7 +165,10 @@ pub fn files(corpus: &Path) -> Vec<(String, Vec<u8>)> {
     add(
         &mut files,
         "dup-in-one-file.json",
-        json!([secret("twice", "first"), secret("twice", "second")]),
+        json!([
+            {"kind": "Project", "metadata": {"name": "twice"}, "spec": {"display": {"name": "first"}}},
+            {"kind": "Project", "metadata": {"name": "twice"}, "spec": {"display": {"name": "second"}}},
+        ]),
     );
     add(&mut files, "case-a.json", ds("CaseDs", "upper", false));
     add(&mut files, "case-b.json", ds("caseds", "lower", false));
