@@ -136,8 +136,9 @@ impl Why {
                  stores the resource with an empty project and logs nothing (the \"project must \
                  exist\" check only runs for a non-empty project). It is listed by \
                  `GET /api/v1/dashboards` and answers at `/api/v1/projects//dashboards/NAME`, but \
-                 belongs to no project, so the UI, which browses by project, never shows it. lint reports an error (right: it is a mistake) but calls the file \
-                 skipped, and so predicts nothing of it, nor of the other objects of its file."
+                 belongs to no project, so the UI, which browses by project, never shows it. \
+                 lint reports an error (right: it is a mistake) but calls the file skipped, and \
+                 so predicts nothing of it, nor of the other objects of its file."
             }
             Why::PerObjectRefusal => {
                 "A missing project and the kind EphemeralDashboard are refused by the \
@@ -667,6 +668,8 @@ impl Perses {
             ),
         )
         .unwrap();
+        // Must exist: when unzipping the archives fails, Perses loads no plugin at all
+        // (internal/api/core/core.go).
         let archives = work.join("plugin-archives");
         std::fs::create_dir_all(&archives).unwrap();
         let db = work.join("db");

@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod content;
 mod drift;
 mod plan;
 mod push;

@@ -11,12 +11,13 @@
 //! Layout, as Perses' `internal/api/plugin` loads it (`loadSinglePlugin`, `schema.Load`):
 //!
 //! ```text
-//! PLUGIN_PATH/perses-oci-stubs/mf-manifest.json   id, name, metaData.buildInfo.buildVersion (semver)
-//! PLUGIN_PATH/perses-oci-stubs/package.json       perses.schemasPath + perses.plugins[{kind, spec.name}]
-//! PLUGIN_PATH/perses-oci-stubs/schemas/NAME/model.cue
-//!     package model
-//!     kind: "NAME"
-//!     spec: {...}
+//! PLUGIN_PATH/perses-oci-stubs/
+//!     mf-manifest.json          id, name, metaData.buildInfo.buildVersion (semver)
+//!     package.json              perses.schemasPath + perses.plugins[{kind, spec.name}]
+//!     schemas/NAME/model.cue
+//!         package model
+//!         kind: "NAME"
+//!         spec: {...}
 //! ```
 //!
 //! No `cue.mod` is needed (the stubs import nothing) and no `migrate/` folder (migration schemas

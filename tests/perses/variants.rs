@@ -75,8 +75,10 @@ pub fn files(corpus: &Path) -> Vec<(String, Vec<u8>)> {
     add(
         &mut files,
         "unknown-kind-in-list.json",
-        json!([dash("beside-unknown-kind", "judge"),
-               {"kind": "Dashbaord", "metadata": {"name": "typo", "project": "judge"}, "spec": {}}]),
+        json!([
+            dash("beside-unknown-kind", "judge"),
+            {"kind": "Dashbaord", "metadata": {"name": "typo", "project": "judge"}, "spec": {}},
+        ]),
     );
     add(
         &mut files,
@@ -166,8 +168,10 @@ pub fn files(corpus: &Path) -> Vec<(String, Vec<u8>)> {
         &mut files,
         "dup-in-one-file.json",
         json!([
-            {"kind": "Project", "metadata": {"name": "twice"}, "spec": {"display": {"name": "first"}}},
-            {"kind": "Project", "metadata": {"name": "twice"}, "spec": {"display": {"name": "second"}}},
+            {"kind": "Project", "metadata": {"name": "twice"},
+             "spec": {"display": {"name": "first"}}},
+            {"kind": "Project", "metadata": {"name": "twice"},
+             "spec": {"display": {"name": "second"}}},
         ]),
     );
     add(&mut files, "case-a.json", ds("CaseDs", "upper", false));
