@@ -14,3 +14,4 @@ pub mod ops;
 pub mod plan;
 pub mod registry;
 pub mod render;
+pub mod retry;

@@ -31,6 +31,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 pub const MAX_BYTES_ENV: &str = "PERSES_OCI_MAX_ARTIFACT_BYTES";
 /// Manifests and configs larger than this are refused (the distribution spec's usual limit).
 pub const MAX_JSON_BYTES: u64 = 4 << 20;
+/// Images with more layers than this are refused before any layer is fetched: an artifact of
+/// Perses resources has one, and every layer is a request and a pass over the tree.
+pub const MAX_LAYERS: usize = 1000;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -175,6 +178,14 @@ pub enum ReadError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{reference}: the manifest {digest} lists {layers} layers; at most {MAX_LAYERS} are read (an artifact of Perses resources needs one)"
+    )]
+    TooManyLayers {
+        reference: String,
+        digest: String,
+        layers: usize,
+    },
     #[error("{reference}: the image config lists {diff_ids} diff_ids for {layers} layers")]
     LayerCount {
         reference: String,
@@ -270,7 +281,11 @@ pub async fn pull_tree(
         .or(reference.tag())
         .unwrap_or("latest")
         .to_string();
-    let (bytes, _) = match client.pull_manifest_raw(&reference, &auth, ACCEPT).await {
+    let what = format!("registry {}: read {image_ref}", name.registry);
+    let top = crate::retry::retry(what, crate::retry::oci_transient, || {
+        client.pull_manifest_raw(&reference, &auth, ACCEPT)
+    });
+    let (bytes, _) = match top.await {
         Ok(x) => x,
         Err(e) => {
             return Err(
@@ -288,6 +303,16 @@ pub async fn pull_tree(
     };
     let bytes = bytes.to_vec();
     let digest = crate::artifact::build::sha256_digest(&bytes);
+    // The layout and index paths cap manifests before reading; the registry's answer is only
+    // known once read, and is refused here before it is parsed.
+    if bytes.len() as u64 > MAX_JSON_BYTES {
+        return Err(ReadError::JsonTooLarge {
+            reference: image_ref.to_string(),
+            what: "manifest",
+            digest,
+            size: bytes.len() as u64,
+        });
+    }
     if let Some(want) = src.wanted_digest()
         && want != digest
     {
@@ -323,6 +348,29 @@ pub async fn read_layout(path: &Path, tag: &str, limits: Limits) -> Result<Tree,
         limits,
     )
     .await
+}
+
+/// Files (path -> content) and directories of one layer.
+pub type LayerTree = (BTreeMap<String, Vec<u8>>, BTreeSet<String>);
+
+/// The files and directories of one layer blob held in memory, through the same checks as a
+/// pull (the blob against its own digest and size, the decompressed cap, entry names and types,
+/// whiteouts): the entry point of the property tests, which have no registry.
+pub fn read_layer_bytes(blob: &[u8], gzip: bool, max_bytes: u64) -> Result<LayerTree, ReadError> {
+    let info = LayerInfo {
+        digest: crate::artifact::build::sha256_digest(blob),
+        size: blob.len() as u64,
+        media_type: if gzip { GZIP_LAYERS[0] } else { TAR_LAYERS[0] }.into(),
+        gzip,
+        diff_id: None,
+    };
+    let mut acc = Acc {
+        reference: "(layer bytes)".into(),
+        limit: max_bytes,
+        ..Default::default()
+    };
+    read_layer(blob, &info, &mut acc)?;
+    Ok((acc.files, acc.dirs))
 }
 
 /// A descriptor, parsed from untrusted JSON.
@@ -390,6 +438,10 @@ impl Source {
         }
     }
 
+    fn retry_what(&self, what: &str, digest: &str) -> String {
+        format!("{}: read {what} {digest}", self.name())
+    }
+
     fn fetch_err(&self, what: &'static str, digest: &str, e: impl std::fmt::Display) -> ReadError {
         ReadError::Fetch {
             reference: self.name().to_string(),
@@ -425,23 +477,33 @@ impl Source {
                         d.digest.clone(),
                     );
                     let accept: Vec<&str> = ACCEPT.to_vec();
-                    client
-                        .pull_manifest_raw(&r, auth, &accept)
-                        .await
-                        .map_err(|e| {
-                            self.fetch_err(what, &d.digest, crate::registry::error_chain(&e))
-                        })?
-                        .0
-                        .to_vec()
+                    crate::retry::retry(
+                        self.retry_what(what, &d.digest),
+                        crate::retry::oci_transient,
+                        || client.pull_manifest_raw(&r, auth, &accept),
+                    )
+                    .await
+                    .map_err(|e| self.fetch_err(what, &d.digest, crate::registry::error_chain(&e)))?
+                    .0
+                    .to_vec()
                 } else {
-                    let mut out = Vec::new();
-                    client
-                        .pull_blob(reference, &d.oci(), &mut out)
-                        .await
-                        .map_err(|e| {
-                            self.fetch_err(what, &d.digest, crate::registry::error_chain(&e))
-                        })?;
-                    out
+                    let desc = d.oci();
+                    crate::retry::retry(
+                        self.retry_what(what, &d.digest),
+                        crate::retry::oci_transient,
+                        || async {
+                            // A fresh buffer per attempt: a failed one may have written part.
+                            let mut out = Vec::new();
+                            client
+                                .pull_blob(reference, &desc, &mut out)
+                                .await
+                                .map(|_| out)
+                        },
+                    )
+                    .await
+                    .map_err(|e| {
+                        self.fetch_err(what, &d.digest, crate::registry::error_chain(&e))
+                    })?
                 }
             }
             Source::Layout { layout, .. } => {
@@ -500,12 +562,17 @@ impl Source {
                     size: info.size as i64,
                     ..Default::default()
                 };
-                let mut stream = client
-                    .pull_blob_stream(reference, &desc)
-                    .await
-                    .map_err(|e| {
-                        self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e))
-                    })?;
+                // Only opening the stream is retried: once bytes flow into the reader, a broken
+                // download is reported (as a corrupt or short layer) rather than spliced.
+                let mut stream = crate::retry::retry(
+                    self.retry_what("layer", &info.digest),
+                    crate::retry::oci_transient,
+                    || client.pull_blob_stream(reference, &desc),
+                )
+                .await
+                .map_err(|e| {
+                    self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e))
+                })?;
                 let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(16);
                 let job = tokio::task::spawn_blocking(move || {
                     let reader = ChannelReader {
@@ -715,6 +782,14 @@ async fn read_from(
             &config.media_type,
             "not an image config, so not an image a kubelet can mount as a volume",
         ));
+    }
+    let layer_count = v["layers"].as_array().map_or(0, Vec::len);
+    if layer_count > MAX_LAYERS {
+        return Err(ReadError::TooManyLayers {
+            reference: name.clone(),
+            digest: digest.clone(),
+            layers: layer_count,
+        });
     }
     let cbytes = src.small_blob("config", &config).await?;
     let cfg = parse_json(&name, "config", &config.digest, &cbytes)?;

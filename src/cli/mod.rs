@@ -262,6 +262,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     namespace: a.namespace.clone(),
                     workload: a.workload.clone(),
                     container: a.container.clone(),
+                    manifest: None,
                 },
                 kubeconfig: g.kubeconfig.clone(),
                 force: a.force,

@@ -7,6 +7,7 @@ pub mod observe;
 pub mod rollout;
 
 use crate::model::{FIELD_MANAGER, Target, WorkloadKind};
+use crate::retry::{kube_transient, retry};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -291,14 +292,16 @@ impl Cluster {
 
     /// `(major, minor)` of the API server.
     pub async fn server_version(&self) -> Result<(u32, u32), ClusterError> {
-        let info =
-            self.client
-                .apiserver_version()
-                .await
-                .map_err(|e| ClusterError::Unreachable {
-                    context: self.context.clone(),
-                    message: crate::registry::error_chain(&e),
-                })?;
+        let info = retry(
+            format!("API server of context {}: read the version", self.context),
+            kube_transient,
+            || self.client.apiserver_version(),
+        )
+        .await
+        .map_err(|e| ClusterError::Unreachable {
+            context: self.context.clone(),
+            message: crate::registry::error_chain(&e),
+        })?;
         let num = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
         Ok((num(&info.major), num(&info.minor)))
     }
@@ -307,7 +310,12 @@ impl Cluster {
     pub async fn get_workload(&self, target: &Target) -> Result<Value, ClusterError> {
         let api = self.workloads(target);
         let resource = api_resource(target.workload.kind).plural;
-        let obj = api.get(&target.workload.name).await.map_err(|e| {
+        let what = format!(
+            "API server of context {}: get {resource} {}/{}",
+            self.context, target.namespace, target.workload.name
+        );
+        let get = retry(what, kube_transient, || api.get(&target.workload.name));
+        let obj = get.await.map_err(|e| {
             self.error(
                 e,
                 "get",
@@ -330,8 +338,11 @@ impl Cluster {
         key: &str,
     ) -> Result<Option<String>, ClusterError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-        let cm = api
-            .get_opt(name)
+        let what = format!(
+            "API server of context {}: get configmaps {namespace}/{name}",
+            self.context
+        );
+        let cm = retry(what, kube_transient, || api.get_opt(name))
             .await
             .map_err(|e| self.error(e, "get", "configmaps", namespace, name))?;
         Ok(cm.and_then(|c| c.data).and_then(|mut d| d.remove(key)))
@@ -355,18 +366,28 @@ impl Cluster {
             pp = pp.dry_run();
         }
         let resource = api_resource(target.workload.kind).plural;
-        let obj = api
-            .patch(&target.workload.name, &pp, &Patch::Apply(body))
-            .await
-            .map_err(|e| {
-                self.error(
-                    e,
-                    "patch",
-                    &resource,
-                    &target.namespace,
-                    &target.workload.name,
-                )
-            })?;
+        // Server-side apply of the same body gives the same object, so a write whose answer was
+        // lost (timeout, reset, 5xx) is safe to send again; a 409 is a field conflict, not retried.
+        let what = format!(
+            "API server of context {}: {}apply {resource} {}/{}",
+            self.context,
+            if dry_run { "dry-run " } else { "" },
+            target.namespace,
+            target.workload.name
+        );
+        let patch = Patch::Apply(body);
+        let patch = retry(what, kube_transient, || {
+            api.patch(&target.workload.name, &pp, &patch)
+        });
+        let obj = patch.await.map_err(|e| {
+            self.error(
+                e,
+                "patch",
+                &resource,
+                &target.namespace,
+                &target.workload.name,
+            )
+        })?;
         serde_json::to_value(obj).map_err(|e| ClusterError::Unexpected {
             context: self.context.clone(),
             message: e.to_string(),

@@ -319,6 +319,7 @@ mod tests {
                 name: "perses".into(),
             },
             container: "perses".into(),
+            manifest: None,
         }
     }
 

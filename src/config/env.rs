@@ -15,7 +15,7 @@ use crate::model::{
 };
 
 const ROOT_KEYS: &[&str] = &["target", "artifact", "registry"];
-const TARGET_KEYS: &[&str] = &["context", "namespace", "workload", "container"];
+const TARGET_KEYS: &[&str] = &["context", "namespace", "workload", "container", "manifest"];
 const ARTIFACT_KEYS: &[&str] = &[
     "name",
     "image",
@@ -68,7 +68,7 @@ pub(super) fn parse(
         return Err(invalid(doc));
     };
     doc.check_keys(&root, "", ROOT_KEYS);
-    let target = target(&mut doc, &root);
+    let target = target(&mut doc, &root, project_dir);
     let artifacts = artifacts(&mut doc, &root);
     let (registry, ca_file_at) = registry(&mut doc, &root, project_dir);
     match (target, artifacts, registry) {
@@ -98,7 +98,7 @@ pub(super) fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn target(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Target> {
+fn target(doc: &mut Doc<'_>, root: &DeTable<'_>, project_dir: &Path) -> Option<Target> {
     const P: &str = "target";
     if root.get(P).is_none() {
         doc.missing(
@@ -114,9 +114,30 @@ fn target(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Target> {
         "" => Err("must not be empty (omit `context` to use the current context)".into()),
         _ => Ok(s.to_string()),
     });
-    let namespace = doc
-        .required_string(table, &span, P, "namespace")
-        .filter(|f| doc.check(f, validate::dns_label));
+    // A manifest file replaces the cluster: no context, and the namespace may come from it.
+    let manifest = optional(doc, table, P, "manifest", |s| match s {
+        "" => Err("must not be empty".into()),
+        s if s.contains('\0') => Err("must not contain NUL".into()),
+        // Relative to the project directory; kept as written when that is the working one.
+        s if project_dir == Path::new(".") || project_dir.as_os_str().is_empty() => Ok(s.into()),
+        s => Ok(project_dir.join(s)),
+    });
+    let has_manifest = matches!(manifest, Some(Some(_)));
+    if has_manifest && table.get("context").is_some() {
+        if let Some(c) = doc.string(table, P, "context") {
+            doc.error(&c.span, format!("{P}.context"), "`context` and `manifest` exclude each other: a target is a cluster or a manifest file");
+        }
+    }
+    let namespace = if has_manifest && table.get("namespace").is_none() {
+        Some(Field {
+            value: String::new(),
+            span: 0..0,
+            key: format!("{P}.namespace"),
+        })
+    } else {
+        doc.required_string(table, &span, P, "namespace")
+            .filter(|f| doc.check(f, validate::dns_label))
+    };
     let workload = optional(doc, table, P, "workload", validate::workload).map(|w| {
         w.unwrap_or_else(|| WorkloadRef {
             kind: WorkloadKind::StatefulSet,
@@ -132,6 +153,7 @@ fn target(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Option<Target> {
         namespace: namespace?.value,
         workload: workload?,
         container: container?,
+        manifest: manifest?,
     })
 }
 

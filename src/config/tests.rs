@@ -79,6 +79,7 @@ fn minimal_file_gets_defaults() {
                     name: "perses".into(),
                 },
                 container: "perses".into(),
+                manifest: None,
             },
             artifacts: vec![artifact("perses-resources", "/etc/perses/provisioning")],
             registry: RegistrySettings::default(),
@@ -119,6 +120,7 @@ ca_file = "certs/registry-ca.pem"
                 name: "perses.v2".into(),
             },
             container: "server".into(),
+            manifest: None,
         }
     );
     assert_eq!(

@@ -97,6 +97,14 @@ pub(super) fn repository(s: &str) -> Check {
     if s.is_empty() {
         return Err("must not be empty".into());
     }
+    // An OCI image layout directory, relative to the project directory (air-gapped sites, the
+    // quickstart); the tag is found by its `org.opencontainers.image.ref.name` annotation.
+    if let Some(path) = s.strip_prefix("oci:") {
+        if path.is_empty() || path.contains('@') || path.contains(':') {
+            return Err("an OCI layout is written `oci:PATH` (relative to the project directory), without tag or digest".into());
+        }
+        return Ok(());
+    }
     if s.contains("://") {
         return Err(
             "must not include a scheme: write `registry.example.com/name`; plain-HTTP \

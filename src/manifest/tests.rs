@@ -151,6 +151,7 @@ fn sub_path_and_pull_policy_are_inserted_and_deleted_in_place() {
             name: "perses".into(),
         },
         container: "perses".into(),
+        manifest: None,
     };
     let ex = crate::cluster::observe::extract(&w.value, &target).unwrap();
     let a = ex

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The field manager perses-oci writes with, and looks for in `managedFields`.
 pub const FIELD_MANAGER: &str = "perses-oci";
@@ -53,10 +53,23 @@ pub struct Target {
     pub namespace: String,
     pub workload: WorkloadRef,
     pub container: String,
+    /// A manifest file holding the workload (GitOps), instead of a cluster: plan reads it and
+    /// apply rewrites its managed lines. Relative to the project directory when loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(m) = &self.manifest {
+            return write!(
+                f,
+                "{} {} container {}",
+                m.display(),
+                self.workload,
+                self.container
+            );
+        }
         let ctx = self.context.as_deref().unwrap_or("(current context)");
         write!(
             f,
@@ -150,6 +163,17 @@ pub struct Desired {
     pub target: Target,
     pub artifacts: Vec<ArtifactSpec>,
     pub registry: RegistrySettings,
+}
+
+impl Desired {
+    /// The project directory: environment files live in `DIR/environments/NAME.toml`.
+    pub fn project_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
 }
 
 /// The managed fields of one image volume and its mount: exactly what perses-oci compares and

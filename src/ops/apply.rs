@@ -6,11 +6,15 @@ use crate::cluster::lease;
 use crate::cluster::rollout::Progress;
 use crate::cluster::{ClusterError, observe};
 use crate::config::{self, Project};
+use crate::manifest;
 use crate::model::{
     Desired, EnvPlan, HISTORY_ANNOTATION, HISTORY_LIMIT, Plan, PlanInputs, Resolved, Revision,
     RevisionArtifact,
 };
-use crate::ops::plan::{EnvContext, PlanOptions, body_for, dropped_checks, observe_env, plan_from};
+use crate::ops::plan::{
+    Backend, EnvContext, ManifestFile, PlanOptions, body_for, dropped_checks, observe_env,
+    plan_from,
+};
 use crate::ops::planfile::{self, PlanFileError};
 use crate::plan::{desired_reference, parse_ref};
 use std::time::Duration;
@@ -190,7 +194,10 @@ pub async fn apply_env(
         ));
         return Ok(false);
     }
-    let cluster = &ctx.cluster;
+    let cluster = match &ctx.backend {
+        Backend::Cluster(c) => c,
+        Backend::Manifest(m) => return write_manifest(ctx, plan, m, say).map(|_| true),
+    };
     let target = &ctx.desired.target;
     // A dry run first: a refused write (RBAC, a conflict) is reported before taking the lock.
     cluster
@@ -209,7 +216,9 @@ async fn write_and_wait(
     say: &mut dyn FnMut(String),
 ) -> Result<(), ApplyError> {
     let env = &ctx.desired.env;
-    let cluster = &ctx.cluster;
+    let Backend::Cluster(cluster) = &ctx.backend else {
+        unreachable!("manifest targets are written by write_manifest");
+    };
     let target = &ctx.desired.target;
     // Under the lock, make sure nobody wrote the managed fields since we looked.
     let now = cluster.get_workload(target).await?;
@@ -284,6 +293,69 @@ async fn write_and_wait(
     }
 }
 
+/// Rewrites the managed lines of a manifest-file target, keeping every other byte, atomically
+/// (a temporary file renamed over it). Refuses when the file changed since it was read.
+fn write_manifest(
+    ctx: &EnvContext,
+    plan: &EnvPlan,
+    m: &ManifestFile,
+    say: &mut dyn FnMut(String),
+) -> Result<(), ApplyError> {
+    let env = &ctx.desired.env;
+    let shown = m.path.display().to_string();
+    let err = |message: String| ApplyError::Env {
+        env: env.clone(),
+        message,
+    };
+    let now =
+        std::fs::read_to_string(&m.path).map_err(|e| err(format!("cannot read {shown}: {e}")))?;
+    if now != m.text {
+        return Err(ApplyError::Stale {
+            reasons: vec![format!("{env}: {shown} changed while planning; run again")],
+        });
+    }
+    let edits: Vec<manifest::Edit> = plan
+        .changes
+        .iter()
+        .map(|c| (c.artifact.clone(), c.after.clone()))
+        .collect();
+    let text = manifest::apply_edits(
+        &shown,
+        &m.text,
+        &m.doc,
+        &ctx.desired.target.container,
+        &edits,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let dir = m
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| err(format!("cannot write next to {shown}: {e}")))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())
+        .map_err(|e| err(format!("cannot write {shown}: {e}")))?;
+    if let Ok(meta) = std::fs::metadata(&m.path) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.persist(&m.path)
+        .map_err(|e| err(format!("cannot replace {shown}: {e}")))?;
+    say(format!(
+        "{env}: wrote {shown} ({} of {} lines changed); commit it to deploy",
+        changed_lines(&m.text, &text),
+        text.lines().count()
+    ));
+    Ok(())
+}
+
+fn changed_lines(a: &str, b: &str) -> usize {
+    similar::TextDiff::from_lines(a, b)
+        .iter_all_changes()
+        .filter(|c| c.tag() == similar::ChangeTag::Insert)
+        .count()
+}
+
 /// The history after this apply: the old one plus one revision, the newest `HISTORY_LIMIT` kept.
 pub fn next_history(
     old: &[Revision],
@@ -352,7 +424,7 @@ pub fn at_revision(ctx: &EnvContext, revision: &Revision) -> EnvContext {
     }
     EnvContext {
         desired,
-        cluster: ctx.cluster.clone(),
+        backend: ctx.backend.clone(),
         observed: ctx.observed.clone(),
         resolved,
     }

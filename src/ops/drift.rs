@@ -286,7 +286,9 @@ pub async fn check_env(project: &Project, name: &str, kubeconfig: Option<PathBuf
                 // resolution: an edit in the same second as the apply ties. The owner of the
                 // very field that changed is exact (an Update that changes a field takes it
                 // over), so read managedFields again on this path only.
-                if let Ok(obj) = ctx.cluster.get_workload(&desired.target).await {
+                if let Some(cluster) = ctx.backend.cluster()
+                    && let Ok(obj) = cluster.get_workload(&desired.target).await
+                {
                     name_editors(&mut findings.edits, &obj, &desired.target.container);
                 }
             }
@@ -690,6 +692,7 @@ mod tests {
                     name: "perses".into(),
                 },
                 container: "perses".into(),
+                manifest: None,
             },
             artifacts: arts,
             registry: RegistrySettings::default(),

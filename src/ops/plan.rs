@@ -3,10 +3,12 @@
 //! fails is reported and does not hide the others.
 
 use crate::artifact::diff::content_diff;
+use crate::artifact::layout::{Layout, LayoutRef};
 use crate::artifact::lint::{self, lint_files};
 use crate::artifact::source::{self, Source};
 use crate::cluster::{self, Cluster, ClusterError, observe};
 use crate::config::{self, Project};
+use crate::manifest;
 use crate::model::{
     Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, Resolved, Severity,
     Target, WorkloadKind, WorkloadRef,
@@ -24,12 +26,157 @@ pub struct PlanOptions {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Where an environment's workload lives.
+#[derive(Clone)]
+pub enum Backend {
+    Cluster(Cluster),
+    /// A manifest file (GitOps): read and rewritten in place.
+    Manifest(ManifestFile),
+}
+
+/// A manifest file as it was read: its text and the workload document in it.
+#[derive(Clone)]
+pub struct ManifestFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub doc: manifest::Doc,
+}
+
+impl Backend {
+    /// For messages: `context prod` or `manifest deploy/perses.yaml`.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Cluster(c) => format!("context {}", c.context),
+            Backend::Manifest(m) => format!("manifest {}", m.path.display()),
+        }
+    }
+    pub fn cluster(&self) -> Option<&Cluster> {
+        match self {
+            Backend::Cluster(c) => Some(c),
+            Backend::Manifest(_) => None,
+        }
+    }
+}
+
 /// Everything computed for one environment, kept for apply.
 pub struct EnvContext {
     pub desired: Desired,
-    pub cluster: Cluster,
+    pub backend: Backend,
     pub observed: Observed,
     pub resolved: Vec<Resolved>,
+}
+
+/// Where an `oci:PATH` image's layout is: relative to the project directory.
+pub fn layout_dir(desired: &Desired, image: &str) -> Option<PathBuf> {
+    image
+        .strip_prefix("oci:")
+        .map(|p| desired.project_dir().join(p))
+}
+
+/// Resolves every artifact's tag: in its registry, or in its OCI layout.
+async fn resolve_all(desired: &Desired, registry: &Registry) -> Result<Vec<Resolved>, String> {
+    let all = futures::future::join_all(desired.artifacts.iter().map(|a| async {
+        let digest = match layout_dir(desired, &a.image) {
+            Some(dir) => Layout::open(&dir)
+                .and_then(|l| l.resolve(&a.tag))
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    d["digest"].as_str().map(str::to_string).ok_or_else(|| {
+                        format!(
+                            "{}: the index entry of tag {:?} has no digest",
+                            dir.display(),
+                            a.tag
+                        )
+                    })
+                })?,
+            None => registry
+                .resolve(&a.image, &a.tag)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        Ok::<_, String>(Resolved {
+            name: a.name.clone(),
+            digest,
+        })
+    }))
+    .await;
+    all.into_iter().collect()
+}
+
+/// Reads a manifest-file target: the workload document, and the Perses config when the same
+/// file holds its ConfigMap.
+fn observe_manifest(
+    desired: &Desired,
+    path: &std::path::Path,
+    resolved: Vec<Resolved>,
+) -> Result<EnvContext, String> {
+    let target = &desired.target;
+    let shown = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read manifest {shown}: {e}"))?;
+    let docs = manifest::documents(&shown, &text).map_err(|e| e.to_string())?;
+    // The default workload (statefulset/perses) is a hint: a file with one workload uses it.
+    let named = desired.target.workload.name != "perses"
+        || desired.target.workload.kind != crate::model::WorkloadKind::StatefulSet;
+    let doc = match manifest::find_workload(&shown, &docs, Some(&target.workload)) {
+        Ok(d) => d,
+        Err(_) if !named => {
+            manifest::find_workload(&shown, &docs, None).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let ex = observe::extract(&doc.value, target).map_err(
+        |observe::ShapeError::ContainerNotFound { containers }| {
+            format!(
+                "container {:?} not found in {shown} (containers: {})",
+                target.container,
+                containers.join(", ")
+            )
+        },
+    )?;
+    let folders = ex.config_source.as_ref().and_then(|(cm, key)| {
+        manifest::find_config_map(&docs, cm)
+            .and_then(|d| d.value["data"][key].as_str().map(str::to_string))
+            .and_then(|t| observe::provisioning_folders(&t).ok())
+    });
+    let mut desired = desired.clone();
+    if desired.target.namespace.is_empty() {
+        desired.target.namespace = doc.value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+    }
+    desired.target.workload = crate::model::WorkloadRef {
+        kind: if doc.value["kind"] == "Deployment" {
+            crate::model::WorkloadKind::Deployment
+        } else {
+            crate::model::WorkloadKind::StatefulSet
+        },
+        name: doc.value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let observed = Observed {
+        resource_version: String::new(),
+        generation: doc.value["metadata"]["generation"].as_i64().unwrap_or(0),
+        // No API server: the version checks do not apply (0.0 means unknown).
+        server_version: (0, 0),
+        artifacts: ex.artifacts,
+        mounts: ex.mounts,
+        provisioning_folders: folders,
+        history: ex.history,
+    };
+    Ok(EnvContext {
+        backend: Backend::Manifest(ManifestFile {
+            path: path.to_path_buf(),
+            text: text.clone(),
+            doc: doc.clone(),
+        }),
+        desired,
+        observed,
+        resolved,
+    })
 }
 
 /// Plans every selected environment. Errors of the project itself (no environments, unknown
@@ -63,6 +210,7 @@ fn failed(env: &str, target: Option<&Target>, message: String) -> EnvPlan {
                 name: String::new(),
             },
             container: String::new(),
+            manifest: None,
         }),
         changes: vec![],
         checks: vec![],
@@ -93,30 +241,22 @@ pub async fn observe_env(
     kubeconfig: Option<PathBuf>,
 ) -> Result<EnvContext, String> {
     let target = &desired.target;
+    let registry = Registry::new(desired.registry.clone());
+    if let Some(path) = &target.manifest {
+        let resolved = resolve_all(desired, &registry).await?;
+        return observe_manifest(desired, path, resolved);
+    }
     let cluster = cluster::connect(kubeconfig.as_deref(), target.context.as_deref())
         .await
         .map_err(|e| e.to_string())?;
-    let registry = Registry::new(desired.registry.clone());
-    let resolve_all = futures::future::join_all(desired.artifacts.iter().map(|a| async {
-        registry
-            .resolve(&a.image, &a.tag)
-            .await
-            .map(|digest| Resolved {
-                name: a.name.clone(),
-                digest,
-            })
-    }));
     let (obj, version, resolved) = tokio::join!(
         cluster.get_workload(target),
         cluster.server_version(),
-        resolve_all
+        resolve_all(desired, &registry)
     );
     let obj = obj.map_err(|e| e.to_string())?;
     let version = version.map_err(|e| e.to_string())?;
-    let resolved = resolved
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+    let resolved = resolved?;
     let ex = observe::extract(&obj, target).map_err(|e| match e {
         observe::ShapeError::ContainerNotFound { containers } => ClusterError::ContainerNotFound {
             context: cluster.context.clone(),
@@ -145,7 +285,7 @@ pub async fn observe_env(
     };
     Ok(EnvContext {
         desired: desired.clone(),
-        cluster,
+        backend: Backend::Cluster(cluster),
         observed,
         resolved,
     })
@@ -188,8 +328,8 @@ pub fn dropped_checks(ctx: &EnvContext, stored: &serde_json::Value, dry_run: boo
                 severity: Severity::Error,
                 code: "image_volume_dropped".into(),
                 message: format!(
-                    "the API server of context {} {} the image volume {:?} and its mount without an error: the ImageVolume feature gate is off on that API server (Kubernetes 1.31-1.34 default, or --feature-gates=ImageVolume=false). It {} volumes [{}]. Enable the gate on the API server and kubelets (and use containerd 2.1+ or CRI-O).",
-                    ctx.cluster.context,
+                    "the API server of {} {} the image volume {:?} and its mount without an error: the ImageVolume feature gate is off on that API server (Kubernetes 1.31-1.34 default, or --feature-gates=ImageVolume=false). It {} volumes [{}]. Enable the gate on the API server and kubelets (and use containerd 2.1+ or CRI-O).",
+                    ctx.backend.describe(),
                     if dry_run { "would drop" } else { "dropped" },
                     a.name,
                     if dry_run { "would store" } else { "stored" },
@@ -221,11 +361,23 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
             .iter()
             .find(|r| r.name == spec.name)
             .map(|r| r.digest.clone());
-        let new_ref = match &digest {
-            Some(d) => format!("{}@{d}", spec.image),
-            None => after.reference.clone(),
+        let (new_ref, new_source) = match layout_dir(&ctx.desired, &spec.image) {
+            Some(dir) => (
+                format!("{}:{}", spec.image, spec.tag),
+                Source::Layout(LayoutRef {
+                    path: dir,
+                    tag: spec.tag.clone(),
+                }),
+            ),
+            None => {
+                let r = match &digest {
+                    Some(d) => format!("{}@{d}", spec.image),
+                    None => after.reference.clone(),
+                };
+                (r.clone(), Source::Registry(r))
+            }
         };
-        let new = match source::load(&Source::Registry(new_ref.clone()), &registry).await {
+        let new = match source::load(&new_source, &registry).await {
             Ok(l) => l,
             Err(e) => {
                 checks.push(Check {
@@ -283,7 +435,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
         let old_files = match &change.before {
             None => Vec::new(),
             Some(before) => {
-                match source::load(&Source::Registry(before.reference.clone()), &registry).await {
+                match source::load(&live_source(&ctx.desired, &before.reference), &registry).await {
                     Ok(l) => source::at_sub_path(&l.files, before.sub_path.as_deref())
                         .unwrap_or_default(),
                     Err(e) => {
@@ -307,18 +459,30 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
     }
 }
 
+/// Where the live artifact is: its reference, or for `oci:PATH:TAG@DIGEST` the layout's tag.
+fn live_source(desired: &Desired, reference: &str) -> Source {
+    if reference.starts_with("oci:") {
+        let without_digest = reference.split('@').next().unwrap_or(reference);
+        if let Some(Ok(mut l)) = LayoutRef::parse(without_digest) {
+            l.path = desired.project_dir().join(&l.path);
+            return Source::Layout(l);
+        }
+    }
+    Source::Registry(reference.to_string())
+}
+
 /// The plan of an observed environment, with the server's dry run where the credentials allow.
 pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
     let (mut changes, mut checks) = diff(&ctx.desired, &ctx.observed, &ctx.resolved);
     content_checks(ctx, &mut changes, &mut checks).await;
-    if !changes.is_empty() {
+    if let (false, Some(cluster)) = (changes.is_empty(), ctx.backend.cluster()) {
         let body = body_for(ctx, &[]);
         let target = &ctx.desired.target;
-        let mut result = ctx.cluster.apply(target, &body, true, false).await;
+        let mut result = cluster.apply(target, &body, true, false).await;
         if let Err(ClusterError::Conflict { .. }) = &result {
             // Conflicts are already in the changes (from managedFields); a forced dry run still
             // tells what the server would store.
-            result = ctx.cluster.apply(target, &body, true, true).await;
+            result = cluster.apply(target, &body, true, true).await;
         }
         match result {
             Ok(stored) => checks.extend(dropped_checks(ctx, &stored, true)),
@@ -327,7 +491,7 @@ pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
                 code: "dry_run_skipped".into(),
                 message: format!(
                     "the credentials of context {} may not patch {}: the server-side dry run was skipped (fine for a read-only plan; apply needs patch)",
-                    ctx.cluster.context, target.workload
+                    ctx.backend.describe(), target.workload
                 ),
             }),
             Err(e) => checks.push(Check {

@@ -197,6 +197,10 @@ fn server_checks(desired: &Desired, observed: &Observed) -> Vec<Check> {
     let (major, minor) = observed.server_version;
     let v = format!("{major}.{minor}");
     let mut out = Vec::new();
+    if (major, minor) == (0, 0) {
+        // Unknown: a manifest-file target has no API server to ask.
+        return out;
+    }
     if (major, minor) < (1, 31) {
         out.push(error(
             "server_version",
@@ -284,6 +288,7 @@ mod tests {
                     name: "perses".into(),
                 },
                 container: "perses".into(),
+                manifest: None,
             },
             artifacts: arts,
             registry: RegistrySettings::default(),

@@ -212,7 +212,11 @@ impl Registry {
         let name = ImageName::parse(image);
         let reference = parse_reference(&format!("{image}:{tag}"))?;
         let (client, auth) = self.session(image).await?;
-        match client.fetch_manifest_digest(&reference, &auth).await {
+        let what = format!("registry {}: resolve {image}:{tag}", name.registry);
+        let digest = crate::retry::retry(what, crate::retry::oci_transient, || {
+            client.fetch_manifest_digest(&reference, &auth)
+        });
+        match digest.await {
             Ok(d) => Ok(d),
             Err(e) => Err(classify(e, &name, tag, &auth, &client, &reference).await),
         }

@@ -6,6 +6,7 @@
 //! do neither. Errors name the registry, repository and tag, as the rest of `registry` does.
 
 use super::{ImageName, Registry, RegistryError, classify, parse_reference};
+use crate::retry::{oci_transient, retry};
 use futures::TryStreamExt;
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
@@ -51,11 +52,11 @@ impl Registry {
         };
         // Log in for push now, so that refused credentials are reported as such rather than as
         // a bare 401 on the first blob (oci-client's blob calls reuse this token).
-        if let Err(e) = up
-            .client
-            .auth(&up.reference, &up.auth, RegistryOperation::Push)
-            .await
-        {
+        let login = retry(up.what("log in for push"), oci_transient, || {
+            up.client
+                .auth(&up.reference, &up.auth, RegistryOperation::Push)
+        });
+        if let Err(e) = login.await {
             return Err(up.error(e).await.into());
         }
         Ok(up)
@@ -69,6 +70,14 @@ impl Uploader {
 
     pub fn repository(&self) -> &str {
         &self.name.repository
+    }
+
+    /// Names a call in retry messages: registry, repository and tag, never credentials.
+    fn what(&self, op: &str) -> String {
+        format!(
+            "registry {}: {op} ({}:{})",
+            self.name.registry, self.name.repository, self.tag
+        )
     }
 
     fn by_digest(&self, digest: &str) -> Reference {
@@ -122,11 +131,11 @@ impl Uploader {
 
     /// The digest the tag points at, or `None` when the tag or the repository does not exist.
     pub async fn current(&self) -> Result<Option<String>, UploadError> {
-        match self
-            .client
-            .fetch_manifest_digest(&self.reference, &self.auth)
-            .await
-        {
+        let head = retry(self.what("read the tag"), oci_transient, || {
+            self.client
+                .fetch_manifest_digest(&self.reference, &self.auth)
+        });
+        match head.await {
             Ok(d) => Ok(Some(d)),
             Err(e) => match self.error(e).await {
                 RegistryError::TagNotFound { .. } | RegistryError::RepositoryNotFound { .. } => {
@@ -139,18 +148,21 @@ impl Uploader {
 
     /// The exact bytes of a manifest or index, by digest (checked by oci-client).
     pub async fn manifest(&self, digest: &str, accept: &[&str]) -> Result<Vec<u8>, UploadError> {
-        match self
-            .client
-            .pull_manifest_raw(&self.by_digest(digest), &self.auth, accept)
-            .await
-        {
+        let r = self.by_digest(digest);
+        let get = retry(self.what("read a manifest"), oci_transient, || {
+            self.client.pull_manifest_raw(&r, &self.auth, accept)
+        });
+        match get.await {
             Ok((b, _)) => Ok(b.to_vec()),
             Err(e) => Err(self.error(e).await.into()),
         }
     }
 
     pub async fn has_blob(&self, digest: &str) -> Result<bool, UploadError> {
-        match self.client.blob_exists(&self.reference, digest).await {
+        let head = retry(self.what("look for a blob"), oci_transient, || {
+            self.client.blob_exists(&self.reference, digest)
+        });
+        match head.await {
             Ok(b) => Ok(b),
             Err(e) => Err(self.error(e).await.into()),
         }
@@ -158,11 +170,11 @@ impl Uploader {
 
     /// Whether the repository has a manifest with this digest.
     pub async fn has_manifest(&self, digest: &str) -> Result<bool, UploadError> {
-        match self
-            .client
-            .fetch_manifest_digest(&self.by_digest(digest), &self.auth)
-            .await
-        {
+        let r = self.by_digest(digest);
+        let head = retry(self.what("look for a manifest"), oci_transient, || {
+            self.client.fetch_manifest_digest(&r, &self.auth)
+        });
+        match head.await {
             Ok(_) => Ok(true),
             Err(e) => match self.error(e).await {
                 RegistryError::TagNotFound { .. } | RegistryError::RepositoryNotFound { .. } => {
@@ -175,7 +187,12 @@ impl Uploader {
 
     /// Uploads a small blob held in memory.
     pub async fn put_blob(&self, digest: &str, bytes: Vec<u8>) -> Result<(), UploadError> {
-        match self.client.push_blob(&self.reference, bytes, digest).await {
+        // A blob is stored under its digest: sending it again cannot store anything else.
+        let put = retry(self.what("upload a blob"), oci_transient, || {
+            self.client
+                .push_blob(&self.reference, bytes.clone(), digest)
+        });
+        match put.await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.error(e).await.into()),
         }
@@ -189,31 +206,41 @@ impl Uploader {
         path: &Path,
         size: u64,
     ) -> Result<(), UploadError> {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|source| UploadError::Read {
-                path: path.to_path_buf(),
-                source,
+        // Each attempt streams the file from its start (a blob is named by its digest, so a
+        // repeated upload stores the same bytes).
+        let attempt = || async {
+            let file = tokio::fs::File::open(path).await.map_err(|source| {
+                Err(UploadError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
             })?;
-        let stream = futures::stream::try_unfold(file, |mut f| async move {
-            use tokio::io::AsyncReadExt;
-            let mut buf = vec![0u8; CHUNK];
-            let n = f.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(None);
-            }
-            buf.truncate(n);
-            Ok(Some((buf, f)))
-        })
-        .map_ok(Into::into)
-        .map_err(OciDistributionError::IoError);
-        match self
-            .client
-            .push_blob_stream(&self.reference, stream, digest, Some(size))
-            .await
-        {
+            let stream = futures::stream::try_unfold(file, |mut f| async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; CHUNK];
+                let n = f.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.truncate(n);
+                Ok(Some((buf, f)))
+            })
+            .map_ok(Into::into)
+            .map_err(OciDistributionError::IoError);
+            self.client
+                .push_blob_stream(&self.reference, stream, digest, Some(size))
+                .await
+                .map_err(Ok)
+        };
+        // Ok(e): a registry error, maybe transient; Err(e): the local file, never retried.
+        let transient = |e: &Result<OciDistributionError, UploadError>| match e {
+            Ok(e) => oci_transient(e),
+            Err(_) => None,
+        };
+        match retry(self.what("upload a layer"), transient, attempt).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.error(e).await.into()),
+            Err(Ok(e)) => Err(self.error(e).await.into()),
+            Err(Err(e)) => Err(e),
         }
     }
 
@@ -234,11 +261,12 @@ impl Uploader {
                 reference: media_type.to_string(),
                 message: "not a valid media type header".into(),
             })?;
-        match self
-            .client
-            .push_manifest_raw(&reference, bytes, content_type)
-            .await
-        {
+        // A PUT of the same bytes under the same name has the same effect however often sent.
+        let put = retry(self.what("upload a manifest"), oci_transient, || {
+            self.client
+                .push_manifest_raw(&reference, bytes.clone(), Clone::clone(&content_type))
+        });
+        match put.await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.error(e).await.into()),
         }

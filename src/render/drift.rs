@@ -542,6 +542,7 @@ mod tests {
                     name: "perses".into(),
                 },
                 container: "perses".into(),
+                manifest: None,
             }),
             revision: Some(Revision {
                 revision: 3,

@@ -80,7 +80,7 @@ fn env_paragraphs(env: &EnvPlan, several: bool, p: &Paint, out: &mut Vec<String>
     out.push(p.bold(&clean(&format!(
         "Environment {} ({}, {}/{}, container {})",
         env.env,
-        context_text(t.context.as_deref()),
+        context_text(t),
         t.namespace,
         t.workload,
         t.container

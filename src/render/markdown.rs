@@ -165,9 +165,10 @@ fn status(env: &EnvPlan, s: Summary) -> String {
 /// One environment; `details` chooses collapsible diffs over one line per change.
 fn section(env: &EnvPlan, details: bool) -> String {
     let t = &env.target;
-    let context = match &t.context {
-        Some(c) => format!("context {}", code(c)),
-        None => "current context".to_string(),
+    let context = match (&t.manifest, &t.context) {
+        (Some(m), _) => format!("manifest {}", code(&m.display().to_string())),
+        (None, Some(c)) => format!("context {}", code(c)),
+        (None, None) => "current context".to_string(),
     };
     let mut parts = vec![
         format!("#### {}", text(&env.env)),

@@ -125,10 +125,11 @@ fn count_checks(env: &EnvPlan, severity: Severity) -> usize {
 }
 
 /// `current context` or `context NAME`, as both text renderers print it.
-fn context_text(context: Option<&str>) -> String {
-    match context {
-        Some(c) => format!("context {c}"),
-        None => "current context".to_string(),
+fn context_text(t: &crate::model::Target) -> String {
+    match (&t.manifest, &t.context) {
+        (Some(m), _) => format!("manifest {}", m.display()),
+        (None, Some(c)) => format!("context {c}"),
+        (None, None) => "current context".to_string(),
     }
 }
 

@@ -20,6 +20,7 @@ pub fn target(context: Option<&str>) -> Target {
             name: "perses".to_string(),
         },
         container: "perses".to_string(),
+        manifest: None,
     }
 }
 
