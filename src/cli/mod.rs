@@ -572,6 +572,14 @@ async fn rollback(g: &Global, a: &RollbackArgs) -> anyhow::Result<i32> {
 async fn force_unlock(g: &Global, a: &EnvArg) -> anyhow::Result<i32> {
     let project = config::load_project(&g.dir)?;
     let desired = config::load_env(&project, &a.env)?;
+    if let Some(m) = &desired.target.manifest {
+        println!(
+            "{}: targets the manifest file {}; manifest targets have no lock",
+            a.env,
+            m.display()
+        );
+        return Ok(exit::OK);
+    }
     let cluster =
         crate::cluster::connect(g.kubeconfig.as_deref(), desired.target.context.as_deref()).await?;
     match cluster.force_unlock(&desired.target).await? {
