@@ -3,8 +3,15 @@
 //!
 //! Same content gives the same bytes whatever the mtimes, the on-disk order, the umask or the
 //! owner: entries are sorted by path bytes, headers are written from nothing but the path, the
-//! kind and the size, and the gzip backend and level are pinned. The layer goes to a file while
-//! both of its digests are computed, so memory stays flat whatever the size of the tree.
+//! kind and the size, and the gzip backend, level and block size are pinned. The layer goes to a
+//! file while both of its digests are computed, so memory stays flat whatever the size of the
+//! tree.
+//!
+//! The gzip stream is compressed in parallel, as pigz does: the tar stream is cut into blocks of
+//! `GZIP_BLOCK` bytes, each deflated on its own with the 32 KiB before it as preset dictionary and
+//! ended with a sync flush (the last one with the final block), and the pieces are written in
+//! order as one gzip member. Each piece depends only on its block and the one before, so the bytes
+//! are the same whatever the number of threads; the stream is plain gzip for any reader.
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -25,6 +32,17 @@ pub const ANNOTATION_REVISION: &str = "org.opencontainers.image.revision";
 /// The gzip level. Part of the digest: changing it (or the flate2 backend, pinned to zlib-rs in
 /// Cargo.toml) changes every digest, and with it every "up to date" answer.
 pub const GZIP_LEVEL: u32 = 6;
+
+/// The tar stream is compressed in blocks of this size, in parallel (see the module doc). Part of
+/// the digest, like the level; not the number of threads.
+pub const GZIP_BLOCK: usize = 1 << 20;
+
+/// The preset dictionary of each block: the end of the block before (deflate's window).
+const GZIP_DICT: usize = 32 * 1024;
+
+/// The gzip header: no name, mtime 0, no extra flags, OS 255 (unknown), as flate2's `GzBuilder`
+/// writes it at this level.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 /// Every entry's mtime. Fixed rather than taken from SOURCE_DATE_EPOCH, so that the layer (and
 /// so the files' identity) does not depend on when it was built; the date is in `created`.
@@ -424,14 +442,74 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 
 /// Writes the layer for `entries` (from `collect`) of `dir` into `out`, hashing the tar and the
 /// gzip streams in the same pass. Returns the layer and `out`.
-pub fn write_layer<W: Write>(
+///
+/// Threads: this one reads the files and writes and hashes the tar; compressors deflate its
+/// blocks (one per core); a writer puts the pieces in order, hashes and writes them. At most
+/// `2 * compressors + 2` blocks are in flight, so memory stays a few MiB.
+pub fn write_layer<W: Write + Send>(
     dir: &Path,
     entries: &[Entry],
     out: W,
 ) -> Result<(Layer, W), BuildError> {
     let werr = |source| BuildError::Write { source };
-    let gz = flate2::write::GzEncoder::new(Hashing::new(out), flate2::Compression::new(GZIP_LEVEL));
-    let mut tar = tar::Builder::new(Hashing::new(gz));
+    let compressors = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let in_flight = 2 * compressors + 2;
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Block>(in_flight);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Deflated>();
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        for _ in 0..compressors {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            scope.spawn(move || compress_blocks(job_rx, done_tx));
+        }
+        drop(done_tx);
+        let writer = scope.spawn(move || write_blocks(out, done_rx, free_tx));
+        let blocks = Blocks {
+            jobs: job_tx,
+            free: free_rx,
+            buf: Vec::new(),
+            dict: Vec::new(),
+            seq: 0,
+            allocated: 0,
+            in_flight,
+        };
+        let produced = write_tar(dir, entries, Hashing::new(blocks));
+        // On error the channels close as `produced` is dropped: the threads stop and the
+        // reader's error is the one reported.
+        let (tar_layer, hashing) = produced?;
+        let (diff_id, tar_size, blocks) = hashing.finish();
+        blocks.finish().map_err(werr)?;
+        let (digest, size, out) = writer
+            .join()
+            .expect("the layer writer does not panic")
+            .map_err(werr)?;
+        Ok((
+            Layer {
+                digest,
+                diff_id,
+                size,
+                tar_size,
+                files: tar_layer.0,
+                file_bytes: tar_layer.1,
+            },
+            out,
+        ))
+    })
+}
+
+/// Writes the tar of `entries` into `out`; returns (files, bytes of files) and `out`.
+fn write_tar<W: Write>(
+    dir: &Path,
+    entries: &[Entry],
+    out: W,
+) -> Result<((usize, u64), W), BuildError> {
+    let werr = |source| BuildError::Write { source };
+    let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let (mut files, mut file_bytes) = (0usize, 0u64);
     for e in entries {
@@ -456,8 +534,10 @@ pub fn write_layer<W: Write>(
                     return Err(BuildError::Changed { path });
                 }
                 let mut h = header(tar::EntryType::Regular, 0o644, size);
+                // Most resource files fit in one read (and the end-of-file check in a second).
+                let cap = (size as usize).clamp(8 * 1024, 256 * 1024) + 1;
                 let mut src = Exact {
-                    inner: io::BufReader::new(file),
+                    inner: io::BufReader::with_capacity(cap, file),
                     left: size,
                     changed: false,
                     error: None,
@@ -476,22 +556,196 @@ pub fn write_layer<W: Write>(
             }
         }
     }
-    let tar_hashing = tar.into_inner().map_err(werr)?;
-    let (diff_id, tar_size, gz) = tar_hashing.finish();
-    let gz_hashing = gz.finish().map_err(werr)?;
-    let (digest, size, mut out) = gz_hashing.finish();
-    out.flush().map_err(werr)?;
-    Ok((
-        Layer {
-            digest,
-            diff_id,
-            size,
-            tar_size,
-            files,
-            file_bytes,
-        },
-        out,
-    ))
+    let out = tar.into_inner().map_err(werr)?;
+    Ok(((files, file_bytes), out))
+}
+
+/// One block of the tar stream, to deflate.
+struct Block {
+    seq: u64,
+    /// The 32 KiB of the stream before `data` (empty for the first block).
+    dict: Vec<u8>,
+    data: Vec<u8>,
+    last: bool,
+}
+
+/// A deflated block: raw deflate ending on a byte boundary (sync flush), or the final block.
+struct Deflated {
+    seq: u64,
+    last: bool,
+    data: Vec<u8>,
+    deflated: io::Result<Vec<u8>>,
+    crc: flate2::Crc,
+}
+
+/// The tar side: cuts what it is given into `GZIP_BLOCK`s and hands them to the compressors,
+/// reusing the buffers the writer sends back.
+struct Blocks {
+    jobs: std::sync::mpsc::SyncSender<Block>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    dict: Vec<u8>,
+    seq: u64,
+    allocated: usize,
+    in_flight: usize,
+}
+
+fn gone() -> io::Error {
+    io::Error::other("the layer writer stopped")
+}
+
+impl Blocks {
+    fn send(&mut self, last: bool) -> io::Result<()> {
+        let next = if last {
+            Vec::new()
+        } else if self.allocated < self.in_flight {
+            self.allocated += 1;
+            Vec::with_capacity(GZIP_BLOCK)
+        } else {
+            // Blocks only when `in_flight` blocks are queued, deflating or waiting to be written.
+            let mut b = self.free.recv().map_err(|_| gone())?;
+            b.clear();
+            b
+        };
+        let data = std::mem::replace(&mut self.buf, next);
+        let dict = std::mem::take(&mut self.dict);
+        self.dict = data[data.len().saturating_sub(GZIP_DICT)..].to_vec();
+        let block = Block {
+            seq: self.seq,
+            dict,
+            data,
+            last,
+        };
+        self.seq += 1;
+        self.jobs.send(block).map_err(|_| gone())
+    }
+
+    /// Sends what is left as the final block (possibly empty: it still ends the stream).
+    fn finish(mut self) -> io::Result<()> {
+        self.send(true)
+    }
+}
+
+impl Write for Blocks {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            self.allocated += 1;
+            self.buf.reserve_exact(GZIP_BLOCK);
+        }
+        let n = data.len().min(GZIP_BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == GZIP_BLOCK {
+            self.send(false)?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn compress_blocks(
+    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Block>>,
+    done: std::sync::mpsc::Sender<Deflated>,
+) {
+    let mut c = flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false);
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let mut crc = flate2::Crc::new();
+        crc.update(&job.data);
+        let deflated = deflate_block(&mut c, &job.dict, &job.data, job.last);
+        let out = Deflated {
+            seq: job.seq,
+            last: job.last,
+            data: job.data,
+            deflated,
+            crc,
+        };
+        if done.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+/// Raw deflate of `data` with `dict` as preset dictionary, ending with a sync flush (byte
+/// aligned, not final) or, for the last block, with the final block.
+fn deflate_block(
+    c: &mut flate2::Compress,
+    dict: &[u8],
+    data: &[u8],
+    last: bool,
+) -> io::Result<Vec<u8>> {
+    use flate2::{FlushCompress, Status};
+    c.reset();
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(io::Error::other)?;
+    }
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    let mut input = data;
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity().max(64 * 1024));
+        }
+        let before = c.total_in();
+        let status = c
+            .compress_vec(input, &mut out, flush)
+            .map_err(io::Error::other)?;
+        input = &input[(c.total_in() - before) as usize..];
+        let done = match status {
+            Status::StreamEnd => true,
+            // A sync flush is complete once all input is in and there was room left.
+            Status::Ok | Status::BufError => {
+                !last && input.is_empty() && out.len() < out.capacity()
+            }
+        };
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// Writes the deflated blocks in order between the gzip header and trailer, hashing them;
+/// returns the gzip stream's digest and size, and `out`. Sends each block's buffer back.
+fn write_blocks<W: Write>(
+    out: W,
+    done: std::sync::mpsc::Receiver<Deflated>,
+    free: std::sync::mpsc::Sender<Vec<u8>>,
+) -> io::Result<(String, u64, W)> {
+    let mut out = Hashing::new(out);
+    out.write_all(&GZIP_HEADER)?;
+    let mut crc = flate2::Crc::new();
+    let mut waiting = BTreeMap::new();
+    let mut next = 0u64;
+    let mut ended = false;
+    for d in done.iter() {
+        waiting.insert(d.seq, d);
+        while let Some(d) = waiting.remove(&next) {
+            out.write_all(&d.deflated?)?;
+            crc.combine(&d.crc);
+            // The tar side may be gone already (it stopped on an error, or sent its last block).
+            let _ = free.send(d.data);
+            next += 1;
+            ended = d.last;
+        }
+    }
+    if !ended {
+        // The tar side stopped before its last block; its error is the one reported.
+        return Err(gone());
+    }
+    out.write_all(&crc.sum().to_le_bytes())?;
+    out.write_all(&crc.amount().to_le_bytes())?;
+    let (digest, size, mut out) = out.finish();
+    out.flush()?;
+    Ok((digest, size, out))
 }
 
 /// What goes into the configs and manifests besides the layer.
@@ -711,8 +965,8 @@ pub fn build(
     let file = writer.into_inner().map_err(|e| BuildError::Write {
         source: e.into_error(),
     })?;
-    file.sync_all()
-        .map_err(|source| BuildError::Write { source })?;
+    // Not synced: for a registry the file is read back and deleted, and an OCI layout syncs
+    // it before renaming it into place (`Layout::put_blob_file`).
     Ok(Built {
         image: image(&layer, meta),
         layer_file: tmp,

@@ -1,18 +1,31 @@
-//! Offline check of Perses resource files: which files Perses v0.54's provisioning would load.
+//! Offline check of Perses resource files: what Perses v0.54's provisioning does with each file
+//! and each resource in it.
 //!
 //! Perses reads its provisioning folders on a timer and only logs what it refuses, so a broken
 //! artifact fails silently in production. This module replays the provisioning rules on a list
-//! of (relative path, bytes), so the same core works on a directory (`read_tree`) and, later, on
-//! the layers of an image read from a registry.
+//! of (relative path, bytes), so the same core works on a directory (`read_tree`) and on the
+//! layers of an image read from a registry.
 //!
-//! Rules, from perses/perses v0.54 (`internal/cli/file`, `internal/api/provisioning`):
-//! - files ending in `.json`, `.yaml` or `.yml` (case-sensitive) are read, anything else ignored;
-//! - a file holds one object or a list of them; JSON or YAML is told from the content, not the
-//!   extension, and only the first YAML document counts;
-//! - one object that fails the checks below makes Perses skip the whole file.
+//! Perses works in two steps, and so does this module (perses/perses v0.54):
+//! 1. Decoding, file by file (`internal/cli/file/file.go`, `unmarshaller.unmarshalEntities`):
+//!    files ending in `.json`, `.yaml` or `.yml` (case-sensitive) are read, anything else
+//!    ignored; a file holds one object or a list of them; JSON or YAML is told from the content,
+//!    not the extension, and only the first YAML document counts. Each object is decoded into
+//!    its kind's struct, whose `UnmarshalJSON`/`UnmarshalYAML` validate it (name, tags, spec,
+//!    layout references, dashboard variables). One object that fails makes Perses skip the
+//!    whole file: the file is not `accepted`, and every resource of it is `Refused`.
+//! 2. Applying, object by object (`internal/api/provisioning/provisioning.go`, `applyEntity`):
+//!    Projects first, then everything else in reading order. Names and projects are lowercased
+//!    (`Metadata.Flatten`, `database.case_sensitive` false by default); a resource whose project
+//!    does not exist is refused, so is a kind the provisioning has no service for
+//!    (EphemeralDashboard), and so is what the kind's service refuses when it creates it
+//!    (variable names, a second default datasource). A refused object costs only itself: the
+//!    other objects of its file load. A project-scoped resource with no project is stored
+//!    outside any project (`StoredUnreachable`).
 //!
-//! What is not replayed: plugin schema validation (CUE), which Perses' services run when they
-//! create a resource. A file that passes here can still be refused there, one resource at a time.
+//! What is not replayed: plugin schema validation (CUE), which the services also run when they
+//! create a resource, and the decoding rules of plugin-free spec fields other than those listed
+//! above. A resource that passes here can still be refused there, one resource at a time.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -20,11 +33,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Version of the JSON output (`Report::to_json`); bumped on incompatible changes only.
-pub const FORMAT_VERSION: &str = "1.0";
+/// Version of the JSON output (`Report::to_json`). 2.0: a file's `status` says whether Perses
+/// reads it (`accepted`) or skips it whole; each resource has its own `status` (`loaded`,
+/// `refused`, `stored-unreachable`) and `overwritten_by`.
+pub const FORMAT_VERSION: &str = "2.0";
 
 /// Longest `metadata.name` Perses accepts.
 pub const MAX_NAME_LEN: usize = 75;
+
+/// Most tags a resource may have (`Metadata.validateTags`, pkg/model/api/v1/metadata.go).
+pub const MAX_TAGS: usize = 20;
+
+/// Longest tag, in characters (`Metadata.validateTags`).
+pub const MAX_TAG_LEN: usize = 50;
 
 /// Kinds the provisioning service creates; everything else is refused.
 pub const PROVISIONABLE_KINDS: [&str; 14] = [
@@ -55,7 +76,9 @@ pub const PROJECT_SCOPED_KINDS: [&str; 7] = [
     "Variable",
 ];
 
-/// Kinds Perses refuses with a missing, null or empty `spec`.
+/// Kinds Perses refuses with a missing `spec` (decoding fails on a zero spec: `validate` of
+/// each type in pkg/model/api/v1). Datasource and GlobalDatasource also refuse a `null` or `{}`
+/// spec; a Dashboard's `{}` (and its `null` in a JSON file) decodes to a non-zero spec.
 pub const SPEC_REQUIRED_KINDS: [&str; 3] = ["Dashboard", "Datasource", "GlobalDatasource"];
 
 /// File name endings Perses reads; compared case-sensitively, as Go's `filepath.Ext` does.
@@ -63,7 +86,7 @@ pub const RESOURCE_EXTENSIONS: [&str; 3] = [".json", ".yaml", ".yml"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
-    /// Perses refuses something: the file (or a resource) is not loaded as written.
+    /// Perses refuses something (a file, a resource), or stores a resource where it is unusable.
     Error,
     /// Perses loads the file, but probably not as its author meant.
     Warning,
@@ -75,6 +98,35 @@ impl Severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         }
+    }
+}
+
+/// What Perses does with one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Stored, in its project (or global): Perses serves it. It may still be overwritten by a
+    /// later definition of the same resource (`Resource::overwritten_by`).
+    Loaded,
+    /// Not stored: its file is skipped, or Perses refuses this object when it applies it.
+    Refused,
+    /// Stored with no project (a project-scoped kind with an empty or absent
+    /// `metadata.project`): the API lists it, but it belongs to no project, so the UI, which
+    /// browses by project, never shows it.
+    StoredUnreachable,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Loaded => "loaded",
+            Status::Refused => "refused",
+            Status::StoredUnreachable => "stored-unreachable",
+        }
+    }
+
+    /// Whether Perses stores the resource (reachable or not).
+    pub fn is_stored(self) -> bool {
+        self != Status::Refused
     }
 }
 
@@ -123,26 +175,58 @@ impl fmt::Display for ResourceKey {
     }
 }
 
+impl ResourceKey {
+    /// The key as Perses stores it by default (`database.case_sensitive: false`): name and
+    /// project lowercased (`Metadata.Flatten`, `ProjectMetadata.Flatten`, with Go's
+    /// `strings.ToLower`), so `CaseDs` and `caseds` are one resource.
+    pub fn stored(&self) -> ResourceKey {
+        ResourceKey {
+            kind: self.kind.clone(),
+            project: self.project.as_deref().map(lower),
+            name: lower(&self.name),
+        }
+    }
+}
+
+/// Go's `strings.ToLower`, rune by rune (no context-dependent rule).
+fn lower(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
 /// One object of a file, as far as it could be identified (string `kind` and `metadata.name`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
     pub kind: String,
+    /// As written; `None` for global kinds and for an empty or absent project.
     pub project: Option<String>,
+    /// As written (Perses stores it lowercased: see `ResourceKey::stored`).
     pub name: String,
     /// The file, relative to the linted root, `/`-separated.
     pub path: String,
     /// Where the object starts, for objects of a list.
     pub line: Option<usize>,
     pub value: Value,
+    /// What Perses does with it.
+    pub status: Status,
+    /// For a stored resource that a later stored definition of the same resource replaces: the
+    /// file of the definition Perses ends up serving (this file, for a later item of the same
+    /// list).
+    pub overwritten_by: Option<String>,
 }
 
 impl Resource {
+    /// The key as written in the file.
     pub fn key(&self) -> ResourceKey {
         ResourceKey {
             kind: self.kind.clone(),
             project: self.project.clone(),
             name: self.name.clone(),
         }
+    }
+
+    /// The key Perses stores it under: two resources with the same stored key are one.
+    pub fn stored_key(&self) -> ResourceKey {
+        self.key().stored()
     }
 }
 
@@ -151,9 +235,10 @@ impl Resource {
 pub struct FileReport {
     /// Relative to the linted root, `/`-separated.
     pub path: String,
-    /// Whether Perses would load the file; false means it skips every object in it.
+    /// Whether Perses reads (decodes) the file; false means it skips every object in it. A file
+    /// that is read can still have refused resources: see each `Resource::status`.
     pub accepted: bool,
-    /// Every identifiable object, whether or not Perses loads it.
+    /// Every identifiable object, whatever Perses does with it.
     pub resources: Vec<Resource>,
     pub problems: Vec<Problem>,
 }
@@ -191,12 +276,19 @@ pub struct Report {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub files: usize,
+    /// Files Perses reads.
     pub accepted: usize,
+    /// Files Perses skips whole.
     pub skipped: usize,
     pub ignored: usize,
-    /// Resources in accepted files: what Perses would load.
+    /// Resources Perses loads (`Status::Loaded`), overwritten ones included.
     pub resources: usize,
+    /// `resources` by kind.
     pub kinds: BTreeMap<String, usize>,
+    /// Resources Perses does not store (`Status::Refused`), those of skipped files included.
+    pub refused: usize,
+    /// Resources stored outside any project (`Status::StoredUnreachable`).
+    pub unreachable: usize,
     pub errors: usize,
     pub warnings: usize,
 }
@@ -244,6 +336,8 @@ pub struct ParsedObject {
 pub struct ParsedFile {
     /// Whether the file holds a list (its objects then carry a line).
     pub list: bool,
+    /// Whether Perses decodes it as JSON (the whole content is JSON), rather than YAML.
+    pub json: bool,
     pub objects: Vec<ParsedObject>,
     /// Decoding surprises that do not stop Perses (extra YAML documents, YAML in a `.json` file).
     pub warnings: Vec<Problem>,
@@ -262,8 +356,23 @@ pub fn cmp_paths(a: &str, b: &str) -> Ordering {
 
 /// The problem with a `metadata.name`, if any.
 pub fn check_name(name: &str) -> Option<String> {
+    id_problem(name).map(|p| match p {
+        IdProblem::Empty => "metadata.name is empty".to_string(),
+        IdProblem::Bad(why) => format!("metadata.name {name:?} {why}"),
+    })
+}
+
+enum IdProblem {
+    Empty,
+    /// What is wrong, as the end of a sentence about the name.
+    Bad(String),
+}
+
+/// `ValidateID` (perses/spec go/common/validate.go): non-empty, at most 75 bytes, and
+/// `^[a-zA-Z0-9_.-]+$`. Used for resource names and dashboard variable names.
+fn id_problem(name: &str) -> Option<IdProblem> {
     if name.is_empty() {
-        return Some("metadata.name is empty".into());
+        return Some(IdProblem::Empty);
     }
     let len = name.chars().count();
     let bad: BTreeSet<char> = name
@@ -286,7 +395,7 @@ pub fn check_name(name: &str) -> Option<String> {
     if parts.is_empty() {
         None
     } else {
-        Some(format!("metadata.name {name:?} {}", parts.join(", and ")))
+        Some(IdProblem::Bad(parts.join(", and ")))
     }
 }
 
@@ -306,14 +415,18 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<ParsedFile, Problem> {
             + 1;
         Problem::error(Some(line), "not valid UTF-8")
     })?;
+    let bom = text.starts_with('\u{FEFF}');
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    // Perses decides by trying JSON on the whole content, whatever the extension says.
+    // Perses decides by trying JSON on the whole content, whatever the extension says. Go's
+    // JSON decoder refuses a byte order mark, so such a file is decoded as YAML
+    // (`readAndDetect`, internal/cli/file/read.go); the objects are the same either way.
     let json_err = match serde_json::from_str::<Value>(text) {
         Ok(value) => {
             let lines = || json_item_lines(text);
             let (list, objects) = shape(value, lines)?;
             return Ok(ParsedFile {
                 list,
+                json: !bom,
                 objects,
                 warnings: Vec::new(),
             });
@@ -354,6 +467,7 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<ParsedFile, Problem> {
     let (list, objects) = shape(value, lines)?;
     Ok(ParsedFile {
         list,
+        json: false,
         objects,
         warnings,
     })
@@ -560,58 +674,88 @@ fn first_yaml_document(text: &str) -> (&str, Option<usize>) {
 /// What one object contributes before the tree-wide checks.
 struct Checked {
     resource: Option<Resource>,
-    /// Whether Perses would decode this object (its file is skipped otherwise).
-    ok: bool,
-    /// The project a project-scoped object needs, when it names one.
-    needs_project: Option<String>,
-    /// The project a valid Project object defines.
+    facts: Facts,
+    /// Whether Perses decodes this object (its whole file is skipped otherwise).
+    decodes: bool,
+    /// The project a Project object defines, when it decodes (as written).
     defines_project: Option<String>,
     /// Prefix that names the object in messages of a multi-object file.
     label: String,
+}
+
+/// What the tree-wide checks need to know of one resource.
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    /// Perses refuses the object when it applies it, whatever the rest of the tree holds.
+    refused: bool,
+    /// The project it names, when it must exist (as written, non-empty).
+    needs_project: Option<String>,
+    /// A project-scoped object with an empty or absent project: stored outside any project.
+    no_project: bool,
+    /// For a Datasource or GlobalDatasource: `spec.default` and `spec.plugin.kind`.
+    datasource: Option<(bool, String)>,
+}
+
+/// The problems of one object, by what they make Perses do.
+#[derive(Default)]
+struct Found {
+    /// Decoding fails: Perses skips the whole file.
+    decoding: Vec<String>,
+    /// Perses refuses this object when it applies it.
+    refusals: Vec<String>,
+    /// Perses stores it, but where it is unusable.
+    unusable: Vec<String>,
+    warnings: Vec<String>,
 }
 
 fn check_object(
     path: &str,
     obj: &ParsedObject,
     index: usize,
+    json: bool,
     problems: &mut Vec<Problem>,
 ) -> Checked {
     let line = obj.line;
     let empty = Map::new();
     let map = obj.value.as_object().unwrap_or(&empty);
-    let mut ok = true;
-    let mut errors: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
+    let mut found = Found::default();
+    let mut facts = Facts::default();
 
+    // The kind picks the struct to decode into (`modelV1.GetStruct`, pkg/model/api/v1/kind.go);
+    // EphemeralDashboard has one, but no provisioning service (`provisioning.getService`).
     let kind = match map.get("kind") {
         None => {
-            errors.push("no `kind` field: Perses cannot tell what this object is".into());
+            found
+                .decoding
+                .push("no `kind` field: Perses cannot tell what this object is".into());
             None
         }
         Some(Value::String(k)) => Some(k.clone()),
         Some(other) => {
-            errors.push(format!(
+            found.decoding.push(format!(
                 "`kind` must be a string, found {}",
                 type_name(other)
             ));
             None
         }
     };
-    let provisionable = kind
-        .as_deref()
-        .is_some_and(|k| PROVISIONABLE_KINDS.contains(&k));
-    if let Some(k) = kind.as_deref().filter(|_| !provisionable) {
-        errors.push(kind_message(k));
+    let k = kind.as_deref().unwrap_or_default();
+    let provisionable = PROVISIONABLE_KINDS.contains(&k);
+    let ephemeral = k == "EphemeralDashboard";
+    if ephemeral {
+        found.refusals.push(kind_message(k));
+    } else if kind.is_some() && !provisionable {
+        found.decoding.push(kind_message(k));
     }
 
     let metadata = match map.get("metadata") {
         Some(Value::Object(m)) => m,
         None => {
-            errors.push("no `metadata` object".into());
+            found.decoding.push("no `metadata` object".into());
             &empty
         }
         Some(other) => {
-            errors.push(format!(
+            found.decoding.push(format!(
                 "`metadata` must be an object, found {}",
                 type_name(other)
             ));
@@ -620,51 +764,53 @@ fn check_object(
     };
     let name = match metadata.get("name") {
         Some(Value::String(n)) => {
-            if let Some(m) = check_name(n) {
-                errors.push(m);
-            }
+            found.decoding.extend(check_name(n));
             Some(n.clone())
         }
         None if map.contains_key("metadata") => {
-            errors.push("metadata.name is missing".into());
+            found.decoding.push("metadata.name is missing".into());
             None
         }
         None => None,
         Some(other) => {
-            errors.push(format!(
+            found.decoding.push(format!(
                 "metadata.name must be a string, found {}",
                 type_name(other)
             ));
             None
         }
     };
+    found
+        .decoding
+        .extend(check_tags(metadata.get("tags"), json));
 
-    let scoped = kind
-        .as_deref()
-        .is_some_and(|k| PROJECT_SCOPED_KINDS.contains(&k));
+    let scoped = PROJECT_SCOPED_KINDS.contains(&k);
     let raw_project = metadata.get("project");
-    let mut needs_project = None;
-    let project = if scoped {
-        let k = kind.as_deref().unwrap_or_default();
+    let project = if scoped || ephemeral {
         match raw_project {
             Some(Value::String(p)) if !p.is_empty() => {
-                needs_project = Some(p.clone());
+                facts.needs_project = Some(p.clone());
                 Some(p.clone())
             }
-            Some(Value::String(p)) => {
-                errors.push(format!(
-                    "metadata.project is empty: a {k} must belong to a project"
-                ));
-                Some(p.clone())
-            }
-            None | Some(Value::Null) => {
-                errors.push(format!(
-                    "metadata.project is missing: a {k} must belong to a project"
+            // `applyEntity` checks the project only when there is one
+            // (internal/api/provisioning/provisioning.go): the service stores the resource
+            // with an empty project.
+            Some(Value::String(_)) | None | Some(Value::Null) if scoped => {
+                let how = if raw_project.is_some_and(Value::is_string) {
+                    "empty"
+                } else {
+                    "missing"
+                };
+                facts.no_project = true;
+                found.unusable.push(format!(
+                    "metadata.project is {how}: a {k} must belong to a project (Perses v0.54 \
+                     stores it outside any project, where no page of the UI shows it)"
                 ));
                 None
             }
+            Some(Value::String(_)) | None | Some(Value::Null) => None,
             Some(other) => {
-                errors.push(format!(
+                found.decoding.push(format!(
                     "metadata.project must be a string, found {}",
                     type_name(other)
                 ));
@@ -675,8 +821,8 @@ fn check_object(
         let named = raw_project
             .and_then(Value::as_str)
             .filter(|p| !p.is_empty());
-        if let (true, Some(k), Some(p)) = (provisionable, kind.as_deref(), named) {
-            warnings.push(format!(
+        if let (true, Some(p)) = (provisionable, named) {
+            found.warnings.push(format!(
                 "metadata.project {p:?} is ignored: {k} is not a project resource"
             ));
         }
@@ -684,21 +830,48 @@ fn check_object(
         named.filter(|_| !provisionable).map(str::to_string)
     };
 
-    if let Some(k) = kind.as_deref().filter(|k| SPEC_REQUIRED_KINDS.contains(k)) {
-        match map.get("spec") {
-            None => errors.push(format!("spec is missing: Perses refuses a {k} without one")),
-            Some(Value::Null) => {
-                errors.push(format!("spec is null: Perses refuses a {k} without one"))
+    let spec = map.get("spec");
+    match k {
+        "Dashboard" | "EphemeralDashboard" => check_dashboard_spec(k, spec, json, &mut found),
+        "Datasource" | "GlobalDatasource" => {
+            match spec {
+                None => found
+                    .decoding
+                    .push(format!("spec is missing: Perses refuses a {k} without one")),
+                Some(Value::Null) => found
+                    .decoding
+                    .push(format!("spec is null: Perses refuses a {k} without one")),
+                Some(Value::Object(s)) if s.is_empty() => found
+                    .decoding
+                    .push(format!("spec is empty: Perses refuses a {k} without one")),
+                Some(Value::Object(_)) => {}
+                Some(other) => found.decoding.push(format!(
+                    "spec must be an object, found {}",
+                    type_name(other)
+                )),
             }
-            Some(Value::Object(s)) if s.is_empty() => {
-                errors.push(format!("spec is empty: Perses refuses a {k} without one"))
-            }
-            Some(Value::Object(_)) => {}
-            Some(other) => errors.push(format!(
-                "spec must be an object, found {}",
-                type_name(other)
-            )),
+            let spec = spec.and_then(Value::as_object).unwrap_or(&empty);
+            let plugin = spec
+                .get("plugin")
+                .and_then(|p| p.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            facts.datasource = Some((
+                spec.get("default") == Some(&Value::Bool(true)),
+                plugin.to_string(),
+            ));
         }
+        "Variable" => {
+            // The Variable service refuses the name when it creates the resource
+            // (`validate.Variable`, internal/api/validate/validate.go). GlobalVariable's
+            // service does not check it in v0.54 (internal/api/impl/v1/globalvariable).
+            if let Some(p) = name.as_deref().and_then(variable_name_problem) {
+                found
+                    .refusals
+                    .push(format!("{p}; the Variable service refuses it"));
+            }
+        }
+        _ => {}
     }
 
     let resource = match (&kind, &name) {
@@ -709,6 +882,8 @@ fn check_object(
             path: path.to_string(),
             line,
             value: obj.value.clone(),
+            status: Status::Refused,
+            overwritten_by: None,
         }),
         _ => None,
     };
@@ -716,26 +891,344 @@ fn check_object(
         Some(r) if !r.name.is_empty() => format!("{}: ", r.key()),
         _ => format!("object {}: ", index + 1),
     };
-    if !errors.is_empty() {
-        ok = false;
-    }
+    let decodes = found.decoding.is_empty();
+    facts.refused = !found.refusals.is_empty();
+    let errors = found
+        .decoding
+        .iter()
+        .chain(&found.refusals)
+        .chain(&found.unusable);
     for e in errors {
         problems.push(Problem::error(line, format!("{label}{e}")));
     }
-    for w in warnings {
+    for w in &found.warnings {
         problems.push(Problem::warning(line, format!("{label}{w}")));
     }
-    let defines_project = match (&resource, ok) {
+    let defines_project = match (&resource, decodes) {
         (Some(r), true) if r.kind == "Project" => Some(r.name.clone()),
         _ => None,
     };
     Checked {
         resource,
-        ok,
-        needs_project,
+        facts,
+        decodes,
         defines_project,
         label,
     }
+}
+
+/// `metadata.tags`, as `Metadata.validateTags` (pkg/model/api/v1/metadata.go) checks them while
+/// decoding any kind: a set (duplicates count once) of at most 20 tags, none empty, none with
+/// leading or trailing whitespace (Go's `strings.TrimSpace`), none longer than 50 characters.
+fn check_tags(tags: Option<&Value>, json: bool) -> Vec<String> {
+    let items = match tags {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return vec![format!(
+                "metadata.tags must be a list of strings, found {}",
+                type_name(other)
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    let mut set: Vec<String> = Vec::new();
+    for item in items {
+        let tag = match item {
+            Value::String(s) => s.clone(),
+            // A null element decodes to "" in JSON and in YAML.
+            Value::Null => String::new(),
+            // YAML decodes a scalar into a string (`1` is "1"); JSON refuses it.
+            Value::Number(n) if !json => n.to_string(),
+            Value::Bool(b) if !json => b.to_string(),
+            other => {
+                problems.push(format!(
+                    "metadata.tags must hold strings, found {}",
+                    type_name(other)
+                ));
+                continue;
+            }
+        };
+        if !set.contains(&tag) {
+            set.push(tag);
+        }
+    }
+    if set.len() > MAX_TAGS {
+        problems.push(format!(
+            "metadata.tags holds {} different tags; Perses allows at most {MAX_TAGS}",
+            set.len()
+        ));
+    }
+    for tag in &set {
+        let trimmed = tag.trim();
+        if trimmed.is_empty() {
+            problems.push(format!("tag {tag:?} is empty: Perses refuses empty tags"));
+        } else if trimmed != tag {
+            problems.push(format!(
+                "tag {tag:?} starts or ends with whitespace, which Perses refuses"
+            ));
+        } else if tag.chars().count() > MAX_TAG_LEN {
+            problems.push(format!(
+                "tag {tag:?} is {} characters long; Perses allows at most {MAX_TAG_LEN}",
+                tag.chars().count()
+            ));
+        }
+    }
+    problems
+}
+
+/// A Dashboard's (or EphemeralDashboard's) `spec`, as decoding checks it (`Dashboard.validate`,
+/// pkg/model/api/v1/dashboard.go, and the spec types of perses/spec go/dashboard), plus the
+/// variable names the Dashboard service checks when it creates it.
+fn check_dashboard_spec(kind: &str, spec: Option<&Value>, json: bool, found: &mut Found) {
+    let spec = match spec {
+        // `reflect.DeepEqual(d.Spec, Spec{})`: a missing spec is the zero value.
+        None => {
+            found.decoding.push(format!(
+                "spec is missing: Perses refuses a {kind} without one"
+            ));
+            return;
+        }
+        // In JSON, `null` reaches `Spec.UnmarshalJSON`, which sets the default duration, so the
+        // spec is not zero; yaml.v3 never calls `UnmarshalYAML` for a null node, so it is.
+        Some(Value::Null) if json => {
+            found.warnings.push(format!(
+                "spec is null: Perses stores this {kind} with an empty spec (no panel)"
+            ));
+            return;
+        }
+        Some(Value::Null) => {
+            found.decoding.push(format!(
+                "spec is null: Perses refuses a {kind} without a spec in a YAML file (it \
+                 would store an empty one from a JSON file)"
+            ));
+            return;
+        }
+        Some(Value::Object(s)) => s,
+        Some(other) => {
+            found.decoding.push(format!(
+                "spec must be an object, found {}",
+                type_name(other)
+            ));
+            return;
+        }
+    };
+    if spec.is_empty() {
+        found.warnings.push(format!(
+            "spec is empty: Perses stores this {kind} with an empty spec (no panel)"
+        ));
+    }
+    found.decoding.extend(check_layouts(spec));
+    check_dashboard_variables(spec, kind == "Dashboard", found);
+}
+
+/// Layouts, as decoding checks them: the kind (`LayoutKind.validate`, `Layout.unmarshal`,
+/// perses/spec go/dashboard/layout.go), the form of every `content.$ref` (`JSONRef.validate`,
+/// perses/spec go/common/jsonref.go), and, in Grid layouts, that it names a panel of
+/// `spec.panels` (`verifyAndSetJSONReferences`, `checkAndSetRef`, pkg/model/api/v1/dashboard.go;
+/// Tabs layouts are not resolved there).
+fn check_layouts(spec: &Map<String, Value>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(Value::Array(layouts)) = spec.get("layouts") else {
+        return problems;
+    };
+    let panels = spec.get("panels").and_then(Value::as_object);
+    for (i, layout) in layouts.iter().enumerate() {
+        let at = format!("spec.layouts[{i}]");
+        let Some(layout) = layout.as_object() else {
+            continue;
+        };
+        let kind = layout
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let lspec = layout.get("spec").and_then(Value::as_object);
+        let items_of = |v: Option<&Value>| -> Vec<Value> {
+            v.and_then(Value::as_array).cloned().unwrap_or_default()
+        };
+        let (items, resolve): (Vec<(String, Value)>, bool) = match kind {
+            "Grid" => (
+                items_of(lspec.and_then(|s| s.get("items")))
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, it)| (format!("{at}.spec.items[{j}]"), it))
+                    .collect(),
+                true,
+            ),
+            "Tabs" => (
+                items_of(lspec.and_then(|s| s.get("tabs")))
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(t, tab)| {
+                        let at = &at;
+                        items_of(tab.get("items"))
+                            .into_iter()
+                            .enumerate()
+                            .map(move |(j, it)| (format!("{at}.spec.tabs[{t}].items[{j}]"), it))
+                    })
+                    .collect(),
+                false,
+            ),
+            "" => {
+                problems.push(format!("{at}: the layout kind is missing (Grid or Tabs)"));
+                continue;
+            }
+            other => {
+                problems.push(format!(
+                    "{at}: unknown layout kind {other:?}; Perses knows Grid and Tabs"
+                ));
+                continue;
+            }
+        };
+        for (at, item) in items {
+            let content = match item.get("content") {
+                Some(Value::Object(c)) => c,
+                // `checkAndSetRef` dereferences the missing reference: Perses v0.54 panics
+                // (nil pointer) while decoding the file, and the whole server stops, at every
+                // start. Tabs items are not resolved, so they do not crash it.
+                None | Some(Value::Null) if resolve => {
+                    problems.push(format!(
+                        "{at}: the item has no content: Perses v0.54 crashes on it (nil pointer \
+                         in checkAndSetRef while decoding the dashboard), which stops the whole \
+                         server, at every start"
+                    ));
+                    continue;
+                }
+                None | Some(Value::Null) => continue,
+                Some(other) => {
+                    problems.push(format!(
+                        "{at}: content must be an object, found {}",
+                        type_name(other)
+                    ));
+                    continue;
+                }
+            };
+            let reference = content
+                .get("$ref")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let Some(path) = json_ref_path(reference) else {
+                problems.push(format!(
+                    "{at}: content.$ref {reference:?} is not a reference Perses accepts \
+                     (`#/spec/panels/NAME`)"
+                ));
+                continue;
+            };
+            if !resolve {
+                continue;
+            }
+            if path.len() != 3 || path[0] != "spec" || path[1] != "panels" {
+                problems.push(format!(
+                    "{at}: content.$ref {reference:?} does not point into spec.panels"
+                ));
+            } else if !panels.is_some_and(|p| p.contains_key(path[2])) {
+                problems.push(format!(
+                    "{at}: content.$ref {reference:?} names no panel of spec.panels: Perses \
+                     refuses the dashboard (no panel found for ref {:?})",
+                    path[2]
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The parts of a JSON reference if it matches `^#?/([a-zA-Z0-9_-]+)(?:/([a-zA-Z0-9_-]+))*$`.
+fn json_ref_path(reference: &str) -> Option<Vec<&str>> {
+    let rest = reference.strip_prefix('#').unwrap_or(reference);
+    let rest = rest.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let ok = parts.iter().all(|p| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    ok.then_some(parts)
+}
+
+/// Dashboard variables: their kind, name and unicity while decoding (`Variable.unmarshal`,
+/// `ListVariableSpec.validate`, `TextVariableSpec.validate`, `Spec.validate` in perses/spec
+/// go/dashboard), then the name rule of the Dashboard service (`validateVariableNames`, via
+/// `validate.DashboardSpecWithVars`, internal/api/validate/validate.go), which refuses the
+/// object only.
+fn check_dashboard_variables(spec: &Map<String, Value>, service: bool, found: &mut Found) {
+    let Some(Value::Array(variables)) = spec.get("variables") else {
+        return;
+    };
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for (i, v) in variables.iter().enumerate() {
+        let at = format!("spec.variables[{i}]");
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if kind != "ListVariable" && kind != "TextVariable" {
+            found.decoding.push(format!(
+                "{at}: variable kind {kind:?} is neither ListVariable nor TextVariable"
+            ));
+            continue;
+        }
+        let name = v
+            .get("spec")
+            .and_then(|s| s.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match id_problem(name) {
+            Some(IdProblem::Empty) => {
+                found
+                    .decoding
+                    .push(format!("{at}: the variable has no name"));
+                continue;
+            }
+            Some(IdProblem::Bad(why)) => {
+                found
+                    .decoding
+                    .push(format!("{at}: variable name {name:?} {why}"));
+                continue;
+            }
+            None => {}
+        }
+        // `strconv.Atoi` succeeds.
+        if kind == "TextVariable" && name.parse::<i64>().is_ok() {
+            found.decoding.push(format!(
+                "{at}: variable name {name:?} holds only digits, which Perses refuses"
+            ));
+            continue;
+        }
+        if !seen.insert(name) {
+            found.decoding.push(format!(
+                "{at}: variable {name:?} is defined twice in this dashboard"
+            ));
+            continue;
+        }
+        // An EphemeralDashboard never reaches a service: provisioning refuses its kind.
+        if let Some(p) = variable_name_problem(name).filter(|_| service) {
+            found.refusals.push(format!(
+                "{at}: {p}; the Dashboard service refuses the dashboard"
+            ));
+        }
+    }
+}
+
+/// `validateVariableName` (internal/api/validate/validate.go): the name must match
+/// `^\w*?[^0-9]\w*$` (Go's `\w` is `[0-9A-Za-z_]`: at most one other character, and not only
+/// digits), and must not start with `__`, the prefix of builtin variables.
+fn variable_name_problem(name: &str) -> Option<String> {
+    let word = |c: &char| c.is_ascii_alphanumeric() || *c == '_';
+    let matches = match name.chars().filter(|c| !word(c)).count() {
+        0 => name.chars().any(|c| !c.is_ascii_digit()),
+        1 => true,
+        _ => false,
+    };
+    if !matches {
+        return Some(format!(
+            "variable name {name:?} is not valid: Perses allows letters, digits, '_' and at \
+             most one other character, and not only digits (`^\\w*?[^0-9]\\w*$`)"
+        ));
+    }
+    if name.starts_with("__") {
+        return Some(format!(
+            "variable name {name:?} starts with `__`, the prefix of Perses' builtin variables"
+        ));
+    }
+    None
 }
 
 fn kind_message(kind: &str) -> String {
@@ -761,9 +1254,25 @@ struct Pending {
     report: FileReport,
     /// Perses fails to decode the file, whatever the rest of the tree holds.
     broken: bool,
+    /// One entry per resource of `report.resources`.
+    facts: Vec<Facts>,
     /// (project, line, label) of each project reference.
     needs: Vec<(String, Option<usize>, String)>,
     defines: Vec<String>,
+}
+
+/// A Datasource or GlobalDatasource Perses has stored, for the default-datasource rule.
+struct StoredDatasource {
+    kind: String,
+    /// Lowercased; `None` for a GlobalDatasource or a project-less Datasource.
+    project: Option<String>,
+    /// Lowercased.
+    name: String,
+    default: bool,
+    plugin: String,
+    /// As written, for messages.
+    shown: String,
+    path: String,
 }
 
 /// Lints a whole tree of files (relative `/`-separated paths; non-resource files are counted as
@@ -791,56 +1300,45 @@ pub fn lint_files(files: &[(String, Vec<u8>)], known_projects: &[String]) -> Rep
         pending.push(check_file(path, bytes));
     }
 
-    // A project exists if the server has it or a Project in a loaded file defines it. Skipping a
-    // file can remove a project and so skip more files: iterate until nothing changes.
-    let known: BTreeSet<&str> = known_projects.iter().map(String::as_str).collect();
-    let mut skipped: Vec<bool> = pending.iter().map(|p| p.broken).collect();
-    let available = loop {
-        let available: BTreeSet<&str> = pending
-            .iter()
-            .zip(&skipped)
-            .filter(|(_, s)| !**s)
-            .flat_map(|(p, _)| p.defines.iter().map(String::as_str))
-            .chain(known.iter().copied())
-            .collect();
-        let next: Vec<bool> = pending
-            .iter()
-            .map(|p| {
-                p.broken
-                    || p.needs
-                        .iter()
-                        .any(|(n, _, _)| !available.contains(n.as_str()))
-            })
-            .collect();
-        if next == skipped {
-            break available;
-        }
-        skipped = next;
-    };
-    let defined_in: BTreeMap<&str, Vec<&str>> = pending.iter().fold(BTreeMap::new(), |mut m, p| {
-        for d in &p.defines {
-            m.entry(d.as_str())
-                .or_insert_with(Vec::new)
-                .push(p.report.path.as_str());
-        }
-        m
-    });
+    // A project exists if the server has it or a Project of a file Perses reads defines it;
+    // `applyEntity` creates every Project before anything else, so the order of the files does
+    // not matter. Names are compared lowercased, as Perses stores them.
+    let available: BTreeSet<String> = known_projects
+        .iter()
+        .map(|p| lower(p))
+        .chain(
+            pending
+                .iter()
+                .filter(|p| !p.broken)
+                .flat_map(|p| p.defines.iter().map(|d| lower(d))),
+        )
+        .collect();
+    let defined_in: BTreeMap<String, Vec<&str>> =
+        pending.iter().fold(BTreeMap::new(), |mut m, p| {
+            for d in &p.defines {
+                m.entry(lower(d))
+                    .or_insert_with(Vec::new)
+                    .push(p.report.path.as_str());
+            }
+            m
+        });
     let mut missing: Vec<(usize, Problem)> = Vec::new();
     for (i, p) in pending.iter().enumerate() {
         for (project, line, label) in &p.needs {
-            if available.contains(project.as_str()) {
+            if available.contains(&lower(project)) {
                 continue;
             }
-            let message = match defined_in.get(project.as_str()) {
+            let message = match defined_in.get(&lower(project)) {
                 Some(files) => format!(
-                    "{label}project {project:?} is defined in {}, which Perses skips; fix that \
-                     file (or pass --known-project {project} if the project already exists)",
+                    "{label}project {project:?} is defined in {}, which Perses skips, so \
+                     Perses refuses this resource; fix that file (or pass --known-project \
+                     {project} if the project already exists)",
                     files.join(", ")
                 ),
                 None => format!(
-                    "{label}project {project:?} does not exist: add a Project named {project} \
-                     to the tree, or pass --known-project {project} if it already exists on the \
-                     server"
+                    "{label}project {project:?} does not exist, so Perses refuses this \
+                     resource: add a Project named {project} to the tree, or pass \
+                     --known-project {project} if it already exists on the server"
                 ),
             };
             missing.push((i, Problem::error(*line, message)));
@@ -849,13 +1347,101 @@ pub fn lint_files(files: &[(String, Vec<u8>)], known_projects: &[String]) -> Rep
     for (i, problem) in missing {
         pending[i].report.problems.push(problem);
     }
-    for (p, s) in pending.iter_mut().zip(&skipped) {
-        p.report.accepted = !*s;
+
+    // Statuses, in the order Perses applies the objects (the Projects it moves first are never
+    // refused here, so reading order is enough).
+    let mut datasources: Vec<StoredDatasource> = Vec::new();
+    for p in &mut pending {
+        p.report.accepted = !p.broken;
+        for (r, facts) in p.report.resources.iter_mut().zip(&p.facts) {
+            let project_missing = facts
+                .needs_project
+                .as_ref()
+                .is_some_and(|n| !available.contains(&lower(n)));
+            if p.broken || facts.refused || project_missing {
+                r.status = Status::Refused;
+                continue;
+            }
+            if let Some((default, plugin)) = &facts.datasource {
+                if let Some(problem) = default_conflict(r, *default, plugin, &datasources) {
+                    p.report.problems.push(problem);
+                    r.status = Status::Refused;
+                    continue;
+                }
+                store_datasource(&mut datasources, r, *default, plugin);
+            }
+            r.status = if facts.no_project {
+                Status::StoredUnreachable
+            } else {
+                Status::Loaded
+            };
+        }
     }
 
     report_duplicates(&mut pending);
     report.files = pending.into_iter().map(|p| p.report).collect();
     report
+}
+
+/// A default datasource is refused when one of the same plugin kind, with another name, is
+/// already stored where the service looks: `validateUnicityOfDefaultDTS`
+/// (internal/api/validate/validate.go), called by the Datasource and GlobalDatasource services
+/// on create and update with the list of the project's datasources (every GlobalDatasource for
+/// a GlobalDatasource). For a Datasource with no project, Perses' file database lists the
+/// datasources of every project.
+fn default_conflict(
+    r: &Resource,
+    default: bool,
+    plugin: &str,
+    stored: &[StoredDatasource],
+) -> Option<Problem> {
+    if !default {
+        return None;
+    }
+    let key = r.stored_key();
+    let other = stored.iter().find(|d| {
+        d.kind == r.kind
+            && (key.project.is_none() || d.project == key.project)
+            && d.name != key.name
+            && d.default
+            && d.plugin == plugin
+    })?;
+    let scope = match (&r.kind[..], &r.project) {
+        ("GlobalDatasource", _) => "".to_string(),
+        (_, Some(p)) => format!(" in project {p}"),
+        (_, None) => " (with no project, the check sees every project)".to_string(),
+    };
+    Some(Problem::error(
+        r.line,
+        format!(
+            "{}: a default {plugin:?} {} already exists{scope}: {} ({}); Perses refuses a second \
+             one (set \"default\": false on one of them)",
+            r.key(),
+            r.kind,
+            other.shown,
+            other.path
+        ),
+    ))
+}
+
+fn store_datasource(stored: &mut Vec<StoredDatasource>, r: &Resource, default: bool, plugin: &str) {
+    let key = r.stored_key();
+    let entry = StoredDatasource {
+        kind: r.kind.clone(),
+        project: key.project.clone(),
+        name: key.name.clone(),
+        default,
+        plugin: plugin.to_string(),
+        shown: r.key().to_string(),
+        path: r.path.clone(),
+    };
+    match stored
+        .iter_mut()
+        .find(|d| d.kind == entry.kind && d.project == entry.project && d.name == entry.name)
+    {
+        Some(d) => *d = entry,
+        None => stored.push(entry),
+    }
 }
 
 fn check_file(path: &str, bytes: &[u8]) -> Pending {
@@ -867,6 +1453,7 @@ fn check_file(path: &str, bytes: &[u8]) -> Pending {
             problems: Vec::new(),
         },
         broken: false,
+        facts: Vec::new(),
         needs: Vec::new(),
         defines: Vec::new(),
     };
@@ -888,64 +1475,81 @@ fn check_file(path: &str, bytes: &[u8]) -> Pending {
         return pending;
     }
     for (i, obj) in parsed.objects.iter().enumerate() {
-        let checked = check_object(path, obj, i, &mut pending.report.problems);
-        if !checked.ok {
+        let checked = check_object(path, obj, i, parsed.json, &mut pending.report.problems);
+        if !checked.decodes {
             pending.broken = true;
         }
-        if let Some(p) = checked.needs_project {
-            pending.needs.push((p, obj.line, checked.label));
+        if let Some(p) = &checked.facts.needs_project {
+            pending.needs.push((p.clone(), obj.line, checked.label));
         }
         pending.defines.extend(checked.defines_project);
-        pending.report.resources.extend(checked.resource);
+        if let Some(r) = checked.resource {
+            pending.report.resources.push(r);
+            pending.facts.push(checked.facts);
+        }
     }
     pending
 }
 
 /// Perses creates the first definition of a key and updates it with each later one, so the
-/// file read last wins (and the resource changes back and forth if the files differ). Only
-/// files Perses loads can clash.
+/// definition stored last wins (and the resource changes back and forth if they differ). Keys
+/// are compared as Perses stores them (lowercased); only stored resources can clash.
 fn report_duplicates(pending: &mut [Pending]) {
-    let mut seen: BTreeMap<ResourceKey, Vec<(usize, Option<usize>)>> = BTreeMap::new();
+    let mut seen: BTreeMap<ResourceKey, Vec<(usize, usize)>> = BTreeMap::new();
     for (i, p) in pending.iter().enumerate() {
-        if !p.report.accepted {
-            continue;
-        }
-        for r in &p.report.resources {
-            seen.entry(r.key()).or_default().push((i, r.line));
+        for (j, r) in p.report.resources.iter().enumerate() {
+            if r.status.is_stored() {
+                seen.entry(r.stored_key()).or_default().push((i, j));
+            }
         }
     }
-    for (key, places) in seen {
+    for places in seen.into_values() {
         if places.len() < 2 {
             continue;
         }
+        let (last_f, last_r) = places[places.len() - 1];
+        let last_path = pending[last_f].report.path.clone();
+        for &(f, r) in &places[..places.len() - 1] {
+            pending[f].report.resources[r].overwritten_by = Some(last_path.clone());
+        }
+        let spellings: BTreeSet<String> = places
+            .iter()
+            .map(|&(f, r)| pending[f].report.resources[r].key().to_string())
+            .collect();
+        let case = if spellings.len() > 1 {
+            let listed: Vec<String> = spellings.iter().map(|s| format!("`{s}`")).collect();
+            format!(
+                " ({} are one resource: Perses lowercases names and projects)",
+                listed.join(" and ")
+            )
+        } else {
+            String::new()
+        };
         let files: BTreeSet<usize> = places.iter().map(|(f, _)| *f).collect();
         if files.len() == 1 {
             let lines: Vec<String> = places
                 .iter()
-                .filter_map(|(_, l)| l.map(|l| l.to_string()))
+                .filter_map(|&(f, r)| pending[f].report.resources[r].line.map(|l| l.to_string()))
                 .collect();
             let at = if lines.is_empty() {
                 String::new()
             } else {
                 format!(" (lines {})", lines.join(", "))
             };
-            let (f, line) = places[places.len() - 1];
-            pending[f].report.problems.push(Problem::warning(
+            let key = pending[last_f].report.resources[last_r].key();
+            let line = pending[last_f].report.resources[last_r].line;
+            pending[last_f].report.problems.push(Problem::warning(
                 line,
                 format!(
-                    "{key} is defined {} times in this file{at}; the last one wins",
+                    "{key} is defined {} times in this file{at}{case}; the last one wins",
                     places.len()
                 ),
             ));
             continue;
         }
-        let last = pending[*files.iter().next_back().unwrap_or(&0)]
-            .report
-            .path
-            .clone();
-        let mut firsts: HashMap<usize, Option<usize>> = HashMap::new();
-        for (f, line) in &places {
-            firsts.entry(*f).or_insert(*line);
+        let mut firsts: HashMap<usize, usize> = HashMap::new();
+        for &(f, r) in &places {
+            firsts.entry(f).or_insert(r);
         }
         for &f in &files {
             let others: Vec<&str> = files
@@ -953,14 +1557,18 @@ fn report_duplicates(pending: &mut [Pending]) {
                 .filter(|o| **o != f)
                 .map(|o| pending[*o].report.path.as_str())
                 .collect();
-            pending[f].report.problems.push(Problem::error(
-                firsts[&f],
-                format!(
-                    "{key} is also defined in {}: Perses loads both files and the last one \
-                     read ({last}) overwrites the others",
-                    others.join(", ")
-                ),
-            ));
+            let first = &pending[f].report.resources[firsts[&f]];
+            let message = format!(
+                "{} is also defined in {}{case}: Perses stores each definition and the last \
+                 one read ({last_path}) overwrites the others",
+                first.key(),
+                others.join(", ")
+            );
+            let line = first.line;
+            pending[f]
+                .report
+                .problems
+                .push(Problem::error(line, message));
         }
     }
 }
@@ -974,17 +1582,20 @@ pub fn lint_tree(tree: &Tree, known_projects: &[String]) -> Report {
 }
 
 impl Report {
-    /// Whether anything would be refused, or loaded in a way the author did not mean.
+    /// Whether anything would be refused, stored where it is unusable, or loaded in a way the
+    /// author did not mean.
     pub fn has_errors(&self) -> bool {
         self.files.iter().any(FileReport::has_errors)
     }
 
-    /// Resources Perses would load, in reading order.
+    /// Every resource, in reading order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.files.iter().flat_map(|f| f.resources.iter())
+    }
+
+    /// Resources Perses loads in their project (or globally), in reading order.
     pub fn loaded(&self) -> impl Iterator<Item = &Resource> {
-        self.files
-            .iter()
-            .filter(|f| f.accepted)
-            .flat_map(|f| f.resources.iter())
+        self.resources().filter(|r| r.status == Status::Loaded)
     }
 
     pub fn summary(&self) -> Summary {
@@ -996,9 +1607,15 @@ impl Report {
             ..Summary::default()
         };
         s.skipped = s.files - s.accepted;
-        for r in self.loaded() {
-            s.resources += 1;
-            *s.kinds.entry(r.kind.clone()).or_default() += 1;
+        for r in self.resources() {
+            match r.status {
+                Status::Loaded => {
+                    s.resources += 1;
+                    *s.kinds.entry(r.kind.clone()).or_default() += 1;
+                }
+                Status::Refused => s.refused += 1,
+                Status::StoredUnreachable => s.unreachable += 1,
+            }
         }
         for p in self.files.iter().flat_map(|f| &f.problems) {
             match p.severity {
@@ -1009,7 +1626,7 @@ impl Report {
         s
     }
 
-    /// The stable JSON form (`format_version` 1.0), as a value (keys sorted).
+    /// The stable JSON form (`format_version` 2.0), as a value (keys sorted).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.json_doc()).unwrap_or(Value::Null)
     }
@@ -1037,6 +1654,8 @@ impl Report {
                             kind: &r.kind,
                             project: r.project.as_deref(),
                             name: &r.name,
+                            status: r.status.as_str(),
+                            overwritten_by: r.overwritten_by.as_deref(),
                         })
                         .collect(),
                     problems: f
@@ -1066,14 +1685,16 @@ impl Report {
                 ignored: s.ignored,
                 resources: s.resources,
                 kinds: s.kinds,
+                refused: s.refused,
+                stored_unreachable: s.unreachable,
                 errors: s.errors,
                 warnings: s.warnings,
             },
         }
     }
 
-    /// One line per problem (`path:line: severity: message`), a note per skipped file, then the
-    /// summary line.
+    /// One line per problem (`path:line: severity: message`), a note per file with resources
+    /// Perses does not load where they belong, then the summary line.
     pub fn human(&self) -> String {
         let mut out = String::new();
         for n in &self.warnings {
@@ -1087,15 +1708,8 @@ impl Report {
                 }
                 out.push_str(&format!("{}: {}\n", p.severity.as_str(), p.message));
             }
-            if !f.accepted {
-                let lost = match f.resources.len() {
-                    0 => String::new(),
-                    n => format!(" ({} not loaded)", plural(n, "resource")),
-                };
-                out.push_str(&format!(
-                    "{}: note: Perses skips this whole file{lost}\n",
-                    f.path
-                ));
+            for note in file_notes(f) {
+                out.push_str(&format!("{}: note: {note}\n", f.path));
             }
         }
         let s = self.summary();
@@ -1103,20 +1717,83 @@ impl Report {
         let kinds = if kinds.is_empty() {
             String::new()
         } else {
-            format!(": {}", kinds.join(", "))
+            format!(" ({})", kinds.join(", "))
         };
         out.push_str(&format!(
-            "{}: {} accepted, {} skipped ({}{kinds}); {}, {}; {} ignored\n",
+            "{}: {} accepted, {} skipped; {} loaded{kinds}, {} refused, {} outside any project; \
+             {}, {}; {} ignored\n",
             plural(s.files, "file"),
             s.accepted,
             s.skipped,
             plural(s.resources, "resource"),
+            s.refused,
+            s.unreachable,
             plural(s.errors, "error"),
             plural(s.warnings, "warning"),
             plural(s.ignored, "other file"),
         ));
         out
     }
+}
+
+/// What Perses does with a file, when it is not "load every resource": notes for `human`.
+fn file_notes(f: &FileReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !f.accepted {
+        let lost = match f.resources.len() {
+            0 => String::new(),
+            n => format!(" ({} not loaded)", plural(n, "resource")),
+        };
+        notes.push(format!("Perses skips this whole file{lost}"));
+        return notes;
+    }
+    let n = f.resources.len();
+    let of = |status: Status| -> Vec<String> {
+        f.resources
+            .iter()
+            .filter(|r| r.status == status)
+            .map(|r| r.key().to_string())
+            .collect()
+    };
+    let refused = of(Status::Refused);
+    if !refused.is_empty() {
+        let what = match (refused.len(), n) {
+            (1, 1) => "its only resource".to_string(),
+            (r, n) if r == n => format!("all {n} of its resources"),
+            (r, n) => format!("{r} of its {n} resources"),
+        };
+        let rest = if refused.len() < n {
+            "; the others load"
+        } else {
+            ""
+        };
+        notes.push(format!(
+            "Perses reads this file but refuses {what}: {}{rest}",
+            listing(&refused)
+        ));
+    }
+    let unreachable = of(Status::StoredUnreachable);
+    if !unreachable.is_empty() {
+        notes.push(format!(
+            "Perses stores {} with no project: only the API reaches {}",
+            listing(&unreachable),
+            if unreachable.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    notes
+}
+
+/// Up to five items, then how many more.
+fn listing(items: &[String]) -> String {
+    const SHOWN: usize = 5;
+    if items.len() <= SHOWN {
+        return items.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        items[..SHOWN].join(", "),
+        items.len() - SHOWN
+    )
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -1289,6 +1966,8 @@ mod out {
         pub kind: &'a str,
         pub project: Option<&'a str>,
         pub name: &'a str,
+        pub status: &'static str,
+        pub overwritten_by: Option<&'a str>,
     }
 
     #[derive(Serialize)]
@@ -1312,6 +1991,8 @@ mod out {
         pub ignored: usize,
         pub resources: usize,
         pub kinds: BTreeMap<String, usize>,
+        pub refused: usize,
+        pub stored_unreachable: usize,
         pub errors: usize,
         pub warnings: usize,
     }
@@ -1437,7 +2118,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_spec_is_refused_for_dashboards_and_datasources_only() {
+    fn spec_rules_depend_on_the_kind_and_the_format() {
         let r = lint(
             &[
                 (
@@ -1449,16 +2130,36 @@ mod tests {
                     r#"{"kind":"GlobalDatasource","metadata":{"name":"b"},"spec":null}"#,
                 ),
                 (
-                    "empty.json",
-                    r#"{"kind":"Dashboard","metadata":{"name":"c","project":"p"},"spec":{}}"#,
+                    "empty-ds.json",
+                    r#"{"kind":"Datasource","metadata":{"name":"c","project":"p"},"spec":{}}"#,
                 ),
                 (
                     "string.json",
                     r#"{"kind":"Datasource","metadata":{"name":"d","project":"p"},"spec":"x"}"#,
                 ),
                 (
+                    "dash-missing.json",
+                    r#"{"kind":"Dashboard","metadata":{"name":"e","project":"p"}}"#,
+                ),
+                (
+                    "dash-null.yaml",
+                    "kind: Dashboard\nmetadata: {name: f, project: p}\nspec: null\n",
+                ),
+                (
+                    "dash-empty.json",
+                    r#"{"kind":"Dashboard","metadata":{"name":"g","project":"p"},"spec":{}}"#,
+                ),
+                (
+                    "dash-null.json",
+                    r#"{"kind":"Dashboard","metadata":{"name":"h","project":"p"},"spec":null}"#,
+                ),
+                (
+                    "dash-empty.yaml",
+                    "kind: Dashboard\nmetadata: {name: i, project: p}\nspec: {}\n",
+                ),
+                (
                     "variable.json",
-                    r#"{"kind":"GlobalVariable","metadata":{"name":"e"}}"#,
+                    r#"{"kind":"GlobalVariable","metadata":{"name":"j"}}"#,
                 ),
                 ("project.json", PROJECT_P),
             ],
@@ -1467,13 +2168,37 @@ mod tests {
         for (path, text) in [
             ("missing.json", "spec is missing"),
             ("null.json", "spec is null"),
-            ("empty.json", "spec is empty: Perses refuses a Dashboard"),
+            (
+                "empty-ds.json",
+                "spec is empty: Perses refuses a Datasource",
+            ),
             ("string.json", "spec must be an object"),
+            (
+                "dash-missing.json",
+                "spec is missing: Perses refuses a Dashboard",
+            ),
+            (
+                "dash-null.yaml",
+                "spec is null: Perses refuses a Dashboard without a spec in a YAML file",
+            ),
         ] {
             let f = file(&r, path);
             assert!(!f.accepted, "{path}");
             assert_eq!(errors(f).len(), 1, "{path}: {:?}", errors(f));
             assert!(errors(f)[0].contains(text), "{path}: {:?}", errors(f));
+        }
+        // A Dashboard's `{}`, or its `null` in JSON, decodes to a non-zero spec: Perses stores an
+        // empty dashboard.
+        for path in ["dash-empty.json", "dash-null.json", "dash-empty.yaml"] {
+            let f = file(&r, path);
+            assert!(f.accepted, "{path}");
+            assert_eq!(f.resources[0].status, Status::Loaded, "{path}");
+            assert!(errors(f).is_empty(), "{path}: {:?}", errors(f));
+            assert!(
+                warnings(f)[0].contains("Perses stores this Dashboard with an empty spec"),
+                "{path}: {:?}",
+                warnings(f)
+            );
         }
         assert!(file(&r, "variable.json").accepted);
     }
@@ -1493,19 +2218,40 @@ mod tests {
             ],
             &[],
         );
+        // Perses decodes an EphemeralDashboard, then has no service to create it: the file is
+        // read, the object refused.
         let e = file(&r, "e.json");
-        assert!(!e.accepted);
+        assert!(e.accepted);
         assert_eq!(errors(e).len(), 1);
         assert!(errors(e)[0].contains("EphemeralDashboard cannot be provisioned"));
         assert_eq!(e.resources[0].project.as_deref(), Some("p"));
+        assert_eq!(e.resources[0].status, Status::Refused);
+        assert!(
+            r.human()
+                .contains("e.json: note: Perses reads this file but refuses its only resource: EphemeralDashboard p/t\n")
+        );
+        // Unknown kinds fail decoding: the whole file is skipped.
+        for path in ["x.json", "c.json", "n.json"] {
+            assert!(!file(&r, path).accepted, "{path}");
+        }
         assert!(errors(file(&r, "x.json"))[0].contains("\"Panel\" cannot be provisioned"));
         assert!(errors(file(&r, "c.json"))[0].contains("did you mean Dashboard?"));
         assert!(errors(file(&r, "n.json"))[0].contains("no `kind` field"));
         assert!(file(&r, "p.json").accepted);
+        // An EphemeralDashboard that does not decode (no spec) skips its whole file.
+        let list = format!(
+            r#"[{}, {{"kind":"EphemeralDashboard","metadata":{{"name":"t","project":"p"}}}}]"#,
+            dashboard("p", "d")
+        );
+        let r = lint(&[("l.json", &list)], &["p"]);
+        let f = file(&r, "l.json");
+        assert!(!f.accepted);
+        assert!(f.resources.iter().all(|r| r.status == Status::Refused));
+        assert_eq!(errors(f).len(), 2, "{:?}", errors(f));
     }
 
     #[test]
-    fn project_scoped_kinds_need_a_project() {
+    fn project_scoped_kinds_without_a_project_are_stored_outside_any() {
         let r = lint(
             &[
                 (
@@ -1516,12 +2262,39 @@ mod tests {
                     "missing.json",
                     r#"{"kind":"Variable","metadata":{"name":"v"},"spec":{}}"#,
                 ),
+                (
+                    "list.json",
+                    &format!("[{}, {}]", dashboard("", "lost"), dashboard("p", "kept")),
+                ),
             ],
-            &[],
+            &["p"],
         );
         assert!(errors(file(&r, "empty.json"))[0].contains("metadata.project is empty"));
         assert!(errors(file(&r, "missing.json"))[0].contains("metadata.project is missing"));
-        assert!(r.files.iter().all(|f| !f.accepted));
+        assert!(
+            errors(file(&r, "missing.json"))[0]
+                .contains("(Perses v0.54 stores it outside any project")
+        );
+        // Perses reads the files and stores the resources with no project: an error, since no
+        // project shows them, but not a reason to drop the other objects of the file.
+        assert!(r.files.iter().all(|f| f.accepted));
+        let statuses: Vec<Status> = r.resources().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            // empty.json, list.json (lost, kept), missing.json
+            vec![
+                Status::StoredUnreachable,
+                Status::StoredUnreachable,
+                Status::Loaded,
+                Status::StoredUnreachable,
+            ]
+        );
+        let s = r.summary();
+        assert_eq!((s.resources, s.refused, s.unreachable), (1, 0, 3));
+        assert!(r.has_errors());
+        assert!(r.human().contains(
+            "list.json: note: Perses stores Dashboard lost with no project: only the API reaches it\n"
+        ));
     }
 
     #[test]
@@ -1529,13 +2302,15 @@ mod tests {
         let dash = dashboard("p", "d");
         let alone = lint(&[("d.json", &dash)], &[]);
         let f = file(&alone, "d.json");
-        assert!(!f.accepted);
+        // Perses reads the file and refuses the object (`applyEntity`).
+        assert!(f.accepted);
+        assert_eq!(f.resources[0].status, Status::Refused);
         assert_eq!(errors(f).len(), 1);
         assert!(errors(f)[0].contains("project \"p\" does not exist"));
         assert!(errors(f)[0].contains("--known-project p"));
 
         let known = lint(&[("d.json", &dash)], &["p"]);
-        assert!(file(&known, "d.json").accepted);
+        assert_eq!(file(&known, "d.json").resources[0].status, Status::Loaded);
         assert!(!known.has_errors());
 
         let tree = lint(
@@ -1545,8 +2320,31 @@ mod tests {
             ],
             &[],
         );
-        assert!(file(&tree, "sub/d.json").accepted, "{tree:#?}");
-        assert!(!tree.has_errors());
+        assert_eq!(
+            file(&tree, "sub/d.json").resources[0].status,
+            Status::Loaded
+        );
+        assert!(!tree.has_errors(), "{tree:#?}");
+
+        // Only the object in the missing project is refused; the rest of its file loads.
+        let list = format!(
+            "[{}, {}]",
+            dashboard("p", "one"),
+            dashboard("nowhere", "two")
+        );
+        let r = lint(&[("l.json", &list)], &["p"]);
+        let f = file(&r, "l.json");
+        assert!(f.accepted);
+        let statuses: Vec<Status> = f.resources.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, vec![Status::Loaded, Status::Refused]);
+        assert!(r.human().contains(
+            "l.json: note: Perses reads this file but refuses 1 of its 2 resources: Dashboard nowhere/two; the others load"
+        ));
+        let s = r.summary();
+        assert_eq!(
+            (s.accepted, s.skipped, s.resources, s.refused),
+            (1, 0, 1, 1)
+        );
     }
 
     #[test]
@@ -1563,7 +2361,8 @@ mod tests {
         );
         assert!(!file(&r, "projects.json").accepted);
         let d = file(&r, "d.json");
-        assert!(!d.accepted);
+        assert!(d.accepted);
+        assert_eq!(d.resources[0].status, Status::Refused);
         assert!(
             errors(d)[0].contains("defined in projects.json, which Perses skips"),
             "{:?}",
@@ -1577,7 +2376,7 @@ mod tests {
             ],
             &["p"],
         );
-        assert!(file(&r, "d.json").accepted);
+        assert_eq!(file(&r, "d.json").resources[0].status, Status::Loaded);
     }
 
     #[test]
@@ -1642,15 +2441,20 @@ mod tests {
         let f = file(&r, "list.json");
         assert!(!f.accepted);
         assert_eq!(f.resources.len(), 3, "every identifiable object is listed");
-        // Both problems of the bad object, at its line, and nothing for the good ones.
-        let errs: Vec<&Problem> = f.problems.iter().collect();
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs.iter().all(|p| p.line == Some(3)));
-        assert!(errs[0].message.contains("metadata.name \"bad name\""));
-        assert!(errs[1].message.contains("spec is empty"));
+        assert!(f.resources.iter().all(|r| r.status == Status::Refused));
+        // The problems of the bad object, at its line, and nothing for the good ones.
+        assert!(
+            f.problems.iter().all(|p| p.line == Some(3)),
+            "{:?}",
+            f.problems
+        );
+        assert_eq!(errors(f).len(), 1, "{:?}", f.problems);
+        assert!(errors(f)[0].contains("metadata.name \"bad name\""));
+        assert!(warnings(f)[0].contains("spec is empty"));
         let s = r.summary();
         assert_eq!((s.files, s.accepted, s.skipped), (2, 1, 1));
         assert_eq!(s.resources, 1, "only the Project of p.json is loaded");
+        assert_eq!(s.refused, 3);
         assert!(
             r.human()
                 .contains("list.json: note: Perses skips this whole file (3 resources not loaded)")
@@ -1838,33 +2642,50 @@ mod tests {
                 ("p.json", PROJECT_P),
                 ("d.json", &dashboard("p", "d")),
                 ("bad.json", &dashboard("", "x")),
+                ("m.json", &dashboard("q", "m")),
+                ("broken.json", "{"),
                 ("notes.txt", "x"),
             ],
             &[],
         );
         let v = r.to_json();
-        assert_eq!(v["format_version"], "1.0");
+        assert_eq!(v["format_version"], "2.0");
         let files = v["files"].as_array().unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
-        assert_eq!(paths, vec!["bad.json", "d.json", "p.json"]);
-        assert_eq!(files[0]["status"], "skipped");
+        assert_eq!(
+            paths,
+            vec!["bad.json", "broken.json", "d.json", "m.json", "p.json"]
+        );
+        assert_eq!(files[0]["status"], "accepted");
+        assert_eq!(
+            files[0]["resources"][0],
+            json!({"kind": "Dashboard", "project": null, "name": "x",
+                   "status": "stored-unreachable", "overwritten_by": null})
+        );
         assert_eq!(files[0]["problems"][0]["severity"], "error");
         assert_eq!(files[0]["problems"][0]["line"], Value::Null);
-        assert_eq!(files[1]["status"], "accepted");
+        assert_eq!(files[1]["status"], "skipped");
+        assert_eq!(files[2]["status"], "accepted");
         assert_eq!(
-            files[1]["resources"][0],
-            json!({"kind": "Dashboard", "project": "p", "name": "d"})
+            files[2]["resources"][0],
+            json!({"kind": "Dashboard", "project": "p", "name": "d", "status": "loaded",
+                   "overwritten_by": null})
         );
-        assert_eq!(files[2]["resources"][0]["project"], Value::Null);
+        assert_eq!(files[3]["resources"][0]["status"], "refused");
+        assert_eq!(files[4]["resources"][0]["project"], Value::Null);
         assert_eq!(
             v["summary"],
-            json!({"files": 3, "accepted": 2, "skipped": 1, "ignored": 1, "resources": 2,
-                   "kinds": {"Dashboard": 1, "Project": 1}, "errors": 1, "warnings": 0})
+            json!({"files": 5, "accepted": 4, "skipped": 1, "ignored": 1, "resources": 2,
+                   "kinds": {"Dashboard": 1, "Project": 1}, "refused": 1,
+                   "stored_unreachable": 1, "errors": 3, "warnings": 0})
         );
         assert_eq!(v["ignored"], json!(["notes.txt"]));
         // The printed form keeps the documented key order and parses to the same value.
         let text = r.to_json_string();
-        assert!(text.starts_with("{\n  \"format_version\": \"1.0\",\n  \"root\": \"\","));
+        assert!(text.starts_with("{\n  \"format_version\": \"2.0\",\n  \"root\": \"\","));
+        assert!(text.contains(
+            "\"name\": \"d\",\n          \"status\": \"loaded\",\n          \"overwritten_by\": null"
+        ), "{text}");
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
     }
 
@@ -1875,23 +2696,36 @@ mod tests {
                 ("p.json", PROJECT_P),
                 ("d.json", &dashboard("p", "d")),
                 ("bad.json", &dashboard("", "x")),
+                ("m.json", &dashboard("q", "m")),
+                ("broken.json", "{"),
             ],
             &[],
         );
         let text = r.human();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
         assert!(
             lines[0].starts_with("bad.json: error: Dashboard x: metadata.project is empty"),
             "{text}"
         );
-        assert_eq!(
-            lines[1],
-            "bad.json: note: Perses skips this whole file (1 resource not loaded)"
+        assert!(
+            lines[1]
+                == "bad.json: note: Perses stores Dashboard x with no project: only the API reaches it",
+            "{text}"
+        );
+        assert!(lines[2].starts_with("broken.json:"), "{text}");
+        assert_eq!(lines[3], "broken.json: note: Perses skips this whole file");
+        assert!(
+            lines[4].starts_with("m.json: error: Dashboard q/m: project \"q\" does not exist"),
+            "{text}"
         );
         assert_eq!(
-            lines[2],
-            "3 files: 2 accepted, 1 skipped (2 resources: 1 Dashboard, 1 Project); 1 error, 0 warnings; 0 other files ignored"
+            lines[5],
+            "m.json: note: Perses reads this file but refuses its only resource: Dashboard q/m"
+        );
+        assert_eq!(
+            lines[6],
+            "5 files: 4 accepted, 1 skipped; 2 resources loaded (1 Dashboard, 1 Project), 1 refused, 1 outside any project; 3 errors, 0 warnings; 0 other files ignored"
         );
     }
 
@@ -1954,5 +2788,397 @@ mod tests {
             read_tree(&root.join("a.json")),
             Err(LintError::NotADirectory { .. })
         ));
+    }
+
+    #[test]
+    fn names_and_projects_are_compared_as_perses_stores_them() {
+        let r = lint(
+            &[
+                ("a.json", &dashboard("p", "CaseDash")),
+                ("b.json", &dashboard("P", "casedash")),
+                ("c.json", &dashboard("JUDGE", "d")),
+                ("j.yaml", "kind: Project\nmetadata:\n  name: judge\n"),
+            ],
+            &["p"],
+        );
+        let a = file(&r, "a.json");
+        assert_eq!(a.resources[0].status, Status::Loaded);
+        assert_eq!(a.resources[0].overwritten_by.as_deref(), Some("b.json"));
+        assert_eq!(file(&r, "b.json").resources[0].overwritten_by, None);
+        assert!(
+            errors(a)[0].contains(
+                "Dashboard p/CaseDash is also defined in b.json (`Dashboard P/casedash` and \
+                 `Dashboard p/CaseDash` are one resource: Perses lowercases names and projects)"
+            ),
+            "{:?}",
+            errors(a)
+        );
+        // Project JUDGE is project judge.
+        let c = file(&r, "c.json");
+        assert_eq!(c.resources[0].status, Status::Loaded);
+        assert!(errors(c).is_empty(), "{:?}", errors(c));
+        // So is a known project.
+        let r = lint(&[("d.json", &dashboard("perses", "d"))], &["Perses"]);
+        assert!(!r.has_errors());
+        assert_eq!(
+            r.resources().next().unwrap().stored_key().to_string(),
+            "Dashboard perses/d"
+        );
+    }
+
+    #[test]
+    fn duplicates_in_one_list_mark_the_earlier_ones_overwritten() {
+        let list = format!(
+            "[{}, {}, {}]",
+            dashboard("p", "d"),
+            dashboard("p", "D"),
+            dashboard("p", "e")
+        );
+        let r = lint(&[("l.json", &list)], &["p"]);
+        let f = file(&r, "l.json");
+        let over: Vec<Option<&str>> = f
+            .resources
+            .iter()
+            .map(|r| r.overwritten_by.as_deref())
+            .collect();
+        assert_eq!(over, vec![Some("l.json"), None, None]);
+        assert!(warnings(f)[0].contains("defined 2 times in this file"));
+        // A refused definition overwrites nothing.
+        let list = format!(
+            "[{}, {}]",
+            dashboard("p", "d"),
+            r#"{"kind":"EphemeralDashboard","metadata":{"name":"d","project":"p"},"spec":{}}"#
+        );
+        let r = lint(&[("l.json", &list)], &["p"]);
+        assert!(r.resources().all(|r| r.overwritten_by.is_none()));
+    }
+
+    fn secret_with_tags(tags: &str) -> String {
+        format!(r#"{{"kind":"GlobalSecret","metadata":{{"name":"s","tags":{tags}}},"spec":{{}}}}"#)
+    }
+
+    #[test]
+    fn tags_are_checked_as_perses_decodes_them() {
+        let many = |n: usize| {
+            let t: Vec<String> = (0..n).map(|i| format!("\"t{i}\"")).collect();
+            format!("[{}]", t.join(","))
+        };
+        let twenty_and_a_duplicate = format!("{},\"t0\"]", many(20).trim_end_matches(']'));
+        let long = format!("[\"{}\"]", "é".repeat(51));
+        let fifty = format!("[\"{}\"]", "é".repeat(50));
+        let cases: Vec<(String, Option<&str>)> = vec![
+            ("null".into(), None),
+            ("[]".into(), None),
+            (fifty, None),
+            (twenty_and_a_duplicate, None),
+            (
+                many(21),
+                Some("holds 21 different tags; Perses allows at most 20"),
+            ),
+            (
+                long,
+                Some("is 51 characters long; Perses allows at most 50"),
+            ),
+            (
+                "[\" padded\"]".into(),
+                Some("starts or ends with whitespace"),
+            ),
+            (
+                "[\"x\\u00a0\"]".into(),
+                Some("starts or ends with whitespace"),
+            ),
+            ("[\"  \"]".into(), Some("is empty")),
+            ("[null]".into(), Some("is empty")),
+            ("[1]".into(), Some("must hold strings, found a number")),
+            (
+                "\"a\"".into(),
+                Some("must be a list of strings, found a string"),
+            ),
+        ];
+        for (tags, expected) in cases {
+            let r = lint(&[("s.json", &secret_with_tags(&tags))], &[]);
+            let f = file(&r, "s.json");
+            match expected {
+                None => {
+                    assert!(f.accepted, "{tags}: {:?}", f.problems);
+                    assert!(f.problems.is_empty(), "{tags}: {:?}", f.problems);
+                }
+                Some(text) => {
+                    assert!(!f.accepted, "{tags}");
+                    assert!(errors(f)[0].contains(text), "{tags}: {:?}", errors(f));
+                }
+            }
+        }
+        // YAML turns a scalar into a string; JSON does not (see the `[1]` case above).
+        let yaml = "kind: GlobalSecret\nmetadata:\n  name: s\n  tags: [1, true]\nspec: {}\n";
+        let r = lint(&[("s.yaml", yaml)], &[]);
+        assert!(file(&r, "s.yaml").accepted, "{r:#?}");
+        // Tags are checked on every kind, and skip the whole file.
+        let mut tagged: Value = serde_json::from_str(&dashboard("p", "t")).unwrap();
+        tagged["metadata"]["tags"] = json!([""]);
+        let list = format!("[{}, {tagged}]", dashboard("p", "beside"));
+        let r = lint(&[("l.json", &list)], &["p"]);
+        assert!(!file(&r, "l.json").accepted);
+    }
+
+    fn dashboard_with_spec(spec: Value) -> String {
+        json!({"kind": "Dashboard", "metadata": {"name": "d", "project": "p"}, "spec": spec})
+            .to_string()
+    }
+
+    #[test]
+    fn layout_references_must_name_a_panel() {
+        let grid = |reference: &str| {
+            json!({"panels": {"a": {"kind": "Panel", "spec": {}}},
+                   "layouts": [{"kind": "Grid", "spec": {"items": [
+                       {"x": 0, "y": 0, "width": 1, "height": 1,
+                        "content": {"$ref": reference}}]}}]})
+        };
+        let tabs = |reference: &str| {
+            json!({"panels": {}, "layouts": [{"kind": "Tabs", "spec": {"tabs": [{"name": "t",
+                   "items": [{"content": {"$ref": reference}}]}]}}]})
+        };
+        let cases = [
+            (grid("#/spec/panels/a"), None),
+            (grid("/spec/panels/a"), None),
+            (
+                grid("#/spec/panels/nope"),
+                Some("names no panel of spec.panels"),
+            ),
+            (
+                grid("#/spec/other/a"),
+                Some("does not point into spec.panels"),
+            ),
+            (
+                grid("#/spec/panels/a/b"),
+                Some("does not point into spec.panels"),
+            ),
+            (
+                grid("#/spec/panels/a.b"),
+                Some("is not a reference Perses accepts"),
+            ),
+            (grid(""), Some("is not a reference Perses accepts")),
+            // Perses resolves the references of Grid layouts only.
+            (tabs("#/spec/panels/nope"), None),
+            (
+                tabs("#/spec/panels/a b"),
+                Some("is not a reference Perses accepts"),
+            ),
+            // Checked by hand against Perses v0.54: the server panics and exits.
+            (
+                json!({"layouts": [{"kind": "Grid", "spec": {"items": [{"x": 0}]}}]}),
+                Some("the item has no content: Perses v0.54 crashes on it"),
+            ),
+            (
+                json!({"layouts": [{"kind": "Tabs", "spec": {"tabs": [{"items": [{"x": 0}]}]}}]}),
+                None,
+            ),
+            (
+                json!({"layouts": [{"kind": "Grid", "spec": {"items": [{"content": "a"}]}}]}),
+                Some("content must be an object, found a string"),
+            ),
+            (
+                json!({"layouts": [{"kind": "Rows", "spec": {}}]}),
+                Some("unknown layout kind \"Rows\""),
+            ),
+        ];
+        for (spec, expected) in cases {
+            let r = lint(&[("d.json", &dashboard_with_spec(spec.clone()))], &["p"]);
+            let f = file(&r, "d.json");
+            match expected {
+                None => assert!(f.accepted && !r.has_errors(), "{spec}: {:?}", f.problems),
+                Some(text) => {
+                    assert!(!f.accepted, "{spec}");
+                    assert!(errors(f)[0].contains(text), "{spec}: {:?}", errors(f));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_variable_name_rule_is_perses_regexp() {
+        for ok in ["job", "my-var", "a.b", "_", "x1", "1x", "-", "1-", "123a"] {
+            assert_eq!(variable_name_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "123", "a-b-c", "node-exporter-job", "a.b.c", "0"] {
+            assert!(
+                variable_name_problem(bad).unwrap().contains("is not valid"),
+                "{bad}"
+            );
+        }
+        assert!(variable_name_problem("__x").unwrap().contains("`__`"));
+    }
+
+    #[test]
+    fn variable_names_refuse_one_object_or_skip_the_file() {
+        let variable = |name: &str| {
+            format!(
+                r#"{{"kind":"Variable","metadata":{{"name":"{name}","project":"p"}},"spec":{{}}}}"#
+            )
+        };
+        let global = r#"{"kind":"GlobalVariable","metadata":{"name":"a-b-c"},"spec":{}}"#;
+        let list = format!("[{}, {}, {global}]", variable("ok-var"), variable("a-b-c"));
+        let r = lint(&[("v.json", &list)], &["p"]);
+        let f = file(&r, "v.json");
+        assert!(f.accepted);
+        let statuses: Vec<Status> = f.resources.iter().map(|r| r.status).collect();
+        // The Variable service checks the name; the GlobalVariable service does not (v0.54).
+        assert_eq!(
+            statuses,
+            vec![Status::Loaded, Status::Refused, Status::Loaded]
+        );
+        assert_eq!(errors(f).len(), 1);
+        assert!(errors(f)[0].contains("Variable p/a-b-c: variable name \"a-b-c\" is not valid"));
+
+        let var = |kind: &str, name: &str| json!({"kind": kind, "spec": {"name": name}});
+        // (variables, what Perses does, error): the service's refusal costs the dashboard, a
+        // decoding error its whole file.
+        enum Outcome {
+            Loaded,
+            ObjectRefused(&'static str),
+            FileSkipped(&'static str),
+        }
+        use Outcome::{FileSkipped, ObjectRefused};
+        let cases = [
+            (vec![var("TextVariable", "a-b")], Outcome::Loaded),
+            (
+                vec![var("TextVariable", "a-b-c")],
+                ObjectRefused("the Dashboard service refuses the dashboard"),
+            ),
+            (vec![var("ListVariable", "__x")], ObjectRefused("`__`")),
+            // Only digits: TextVariable fails decoding, ListVariable the service's rule.
+            (
+                vec![var("TextVariable", "123")],
+                FileSkipped("holds only digits"),
+            ),
+            (
+                vec![var("ListVariable", "123")],
+                ObjectRefused("is not valid"),
+            ),
+            (
+                vec![var("TextVariable", "a b")],
+                FileSkipped("contains ' '"),
+            ),
+            (vec![var("TextVariable", "")], FileSkipped("has no name")),
+            (vec![var("Other", "a")], FileSkipped("neither ListVariable")),
+            (
+                vec![var("TextVariable", "a"), var("ListVariable", "a")],
+                FileSkipped("defined twice"),
+            ),
+        ];
+        for (variables, outcome) in cases {
+            let spec = json!({"variables": variables});
+            let list = format!(
+                "[{}, {}]",
+                dashboard_with_spec(spec.clone()),
+                dashboard("p", "e")
+            );
+            let r = lint(&[("d.json", &list)], &["p"]);
+            let f = file(&r, "d.json");
+            let statuses: Vec<Status> = f.resources.iter().map(|r| r.status).collect();
+            let (accepted, expected, text) = match outcome {
+                Outcome::Loaded => (true, vec![Status::Loaded, Status::Loaded], None),
+                ObjectRefused(t) => (true, vec![Status::Refused, Status::Loaded], Some(t)),
+                FileSkipped(t) => (false, vec![Status::Refused, Status::Refused], Some(t)),
+            };
+            assert_eq!(f.accepted, accepted, "{spec}");
+            assert_eq!(statuses, expected, "{spec}");
+            match text {
+                Some(t) => assert!(errors(f)[0].contains(t), "{spec}: {:?}", errors(f)),
+                None => assert!(errors(f).is_empty(), "{spec}: {:?}", errors(f)),
+            }
+        }
+    }
+
+    fn datasource(
+        kind: &str,
+        project: Option<&str>,
+        name: &str,
+        plugin: &str,
+        default: bool,
+    ) -> String {
+        let mut v = json!({"kind": kind, "metadata": {"name": name},
+                           "spec": {"default": default, "plugin": {"kind": plugin, "spec": {}}}});
+        if let Some(p) = project {
+            v["metadata"]["project"] = json!(p);
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn one_default_datasource_per_plugin_kind_and_project() {
+        let ds = |p: &str, n: &str, plugin: &str, d: bool| {
+            datasource("Datasource", Some(p), n, plugin, d)
+        };
+        let r = lint(
+            &[
+                ("a.json", &ds("p", "one", "Prom", true)),
+                ("b.json", &ds("p", "two", "Prom", true)),
+                ("c.json", &ds("p", "loki", "Loki", true)),
+                ("d.json", &ds("q", "other-project", "Prom", true)),
+                ("e.json", &ds("p", "not-default", "Prom", false)),
+                // Redefining the default one is an update, not a second default.
+                ("f.json", &ds("p", "ONE", "Prom", true)),
+            ],
+            &["p", "q"],
+        );
+        let status = |path: &str| file(&r, path).resources[0].status;
+        assert_eq!(status("a.json"), Status::Loaded);
+        assert_eq!(status("b.json"), Status::Refused);
+        for path in ["c.json", "d.json", "e.json", "f.json"] {
+            assert_eq!(status(path), Status::Loaded, "{path}");
+        }
+        let b = errors(file(&r, "b.json"));
+        assert_eq!(b.len(), 1);
+        assert!(
+            b[0].contains(
+                "a default \"Prom\" Datasource already exists in project p: Datasource p/one (a.json)"
+            ),
+            "{b:?}"
+        );
+        // The error of a duplicate is still there (a.json and f.json define one resource).
+        assert!(errors(file(&r, "a.json"))[0].contains("also defined in f.json"));
+
+        // Once the first default is no longer one, another may be.
+        let r = lint(
+            &[
+                ("a.json", &ds("p", "one", "Prom", true)),
+                ("b.json", &ds("p", "one", "Prom", false)),
+                ("c.json", &ds("p", "two", "Prom", true)),
+            ],
+            &["p"],
+        );
+        assert!(r.resources().all(|r| r.status == Status::Loaded));
+
+        // A project-less default meets the defaults of every project (the file database lists
+        // them all); a GlobalDatasource only other GlobalDatasources.
+        let r = lint(
+            &[
+                ("a.json", &ds("p", "one", "Prom", true)),
+                (
+                    "b.json",
+                    &datasource("Datasource", None, "lost", "Prom", true),
+                ),
+                (
+                    "c.json",
+                    &datasource("GlobalDatasource", None, "g1", "Prom", true),
+                ),
+                (
+                    "d.json",
+                    &datasource("GlobalDatasource", None, "g2", "Prom", true),
+                ),
+            ],
+            &["p"],
+        );
+        let statuses: Vec<Status> = r.resources().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                Status::Loaded,
+                Status::Refused,
+                Status::Loaded,
+                Status::Refused
+            ]
+        );
     }
 }

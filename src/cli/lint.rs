@@ -13,19 +13,21 @@ pub enum LintFormat {
     /// `path:line: severity: message` lines, then a summary line.
     #[default]
     Human,
-    /// One JSON document (`format_version` 1.0).
+    /// One JSON document (`format_version` 2.0).
     Json,
 }
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Checks what Perses v0.54's provisioning would do with the files: which it loads (accepted) and \
-which it skips whole because one object in them is refused.
+Checks what Perses v0.54's provisioning would do with the files: which it reads (accepted) and \
+which it skips whole because it cannot decode them, then, in the files it reads, which resources \
+it loads, which it refuses one by one (missing project, EphemeralDashboard, variable names, a \
+second default datasource) and which it stores outside any project (no metadata.project).
 
 Exit codes:
   0  no errors (warnings allowed)
-  1  errors found (a file would be skipped, a resource defined twice), or bad input \
-(DIR or --sub-path missing)")]
+  1  errors found (a file skipped, a resource refused, stored outside any project or defined \
+twice), or bad input (DIR or --sub-path missing)")]
 pub struct LintArgs {
     /// Directory holding the resource files, or an image reference (REPO:TAG, REPO@DIGEST,
     /// oci:PATH:TAG).

@@ -179,6 +179,7 @@ pub async fn connect(
             })?;
         // Re-read the CA periodically, as in-cluster clients do (CA rotation).
         config.root_cert_file = Some(ca);
+        config.default_retry = false;
         let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
             context: "in-cluster".into(),
             source,
@@ -208,12 +209,15 @@ pub async fn connect(
         context: Some(name.clone()),
         ..Default::default()
     };
-    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
         .await
         .map_err(|source| ClusterError::Kubeconfig {
             path: kubeconfig.map(Path::to_path_buf),
             source,
         })?;
+    // kube retries 429/503/504 up to 15 times with delays growing to 1000 s, silently, on top of
+    // `crate::retry`: minutes of waiting on a broken API server. One bounded, logged policy.
+    config.default_retry = false;
     let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
         context: name.clone(),
         source,

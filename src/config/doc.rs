@@ -220,11 +220,20 @@ impl<'a> Doc<'a> {
         match convert(&field.value) {
             Ok(v) => Some(v),
             Err(e) => {
-                let message = format!("{e} (got {:?})", field.value);
+                let message = format!("{e} (got {})", quoted(&field.value));
                 self.error(&field.span, field.key.clone(), message);
                 None
             }
         }
+    }
+}
+
+/// A value quoted for a message, cut when long: a 10 MB value must not make a 10 MB error.
+fn quoted(v: &str) -> String {
+    const MAX: usize = 120;
+    match v.char_indices().nth(MAX) {
+        None => format!("{v:?}"),
+        Some((i, _)) => format!("{:?}... ({} characters)", &v[..i], v.chars().count()),
     }
 }
 

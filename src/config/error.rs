@@ -61,10 +61,20 @@ pub enum ConfigError {
     NoSelection { known: Vec<String> },
 }
 
+/// Diagnostics shown at most; a generated or hostile file can hold millions of mistakes.
+const SHOWN: usize = 100;
+
 fn lines(diagnostics: &[Diagnostic]) -> String {
-    diagnostics
+    let mut out: Vec<String> = diagnostics
         .iter()
+        .take(SHOWN)
         .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if diagnostics.len() > SHOWN {
+        out.push(format!(
+            "... and {} more problems in this file",
+            diagnostics.len() - SHOWN
+        ));
+    }
+    out.join("\n")
 }

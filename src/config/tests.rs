@@ -478,7 +478,7 @@ fn unknown_keys_suggest_the_closest_known_key() {
         d,
         [
             "unknown key `namspace`; did you mean `namespace`?",
-            "unknown key `colour` (expected one of: context, namespace, workload, container)",
+            "unknown key `colour` (expected one of: context, namespace, workload, container, manifest)",
         ]
     );
     let text = MINIMAL.replace("[artifact]", "[artifacts]");

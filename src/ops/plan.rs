@@ -425,7 +425,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 severity: Severity::Error,
                 code: "artifact_lint".into(),
                 message: format!(
-                    "artifact {:?}: Perses would skip files of {new_ref}: {shown}{} (see `perses-oci lint {new_ref}{}`)",
+                    "artifact {:?}: Perses would not load all of {new_ref}: {shown}{} (see `perses-oci lint {new_ref}{}`)",
                     spec.name,
                     if more > 0 { format!(" and {more} more") } else { String::new() },
                     after.sub_path.as_ref().map(|s| format!(" --sub-path {s}")).unwrap_or_default()

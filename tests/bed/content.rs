@@ -257,7 +257,8 @@ async fn plan_refuses_a_missing_sub_path_and_files_perses_would_skip() {
     let (code, out, _) = run(&["lint", &format!("{image}:bad"), "--sub-path", "prod"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("ephemeraldashboard.json") && out.contains("1 skipped"),
+        // Perses reads the file and refuses the EphemeralDashboard in it.
+        out.contains("ephemeraldashboard.json") && out.contains("1 refused"),
         "{out}"
     );
     let (code, out, _) = run(&["lint", &format!("{image}:v1"), "--sub-path", "prod"]);

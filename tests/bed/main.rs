@@ -4,9 +4,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../faultkit/mod.rs"]
+mod faultkit;
+
 mod apply;
 mod content;
 mod drift;
 mod plan;
 mod push;
+mod reliability;
 mod smoke;
