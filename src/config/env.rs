@@ -123,10 +123,15 @@ fn target(doc: &mut Doc<'_>, root: &DeTable<'_>, project_dir: &Path) -> Option<T
         s => Ok(project_dir.join(s)),
     });
     let has_manifest = matches!(manifest, Some(Some(_)));
-    if has_manifest && table.get("context").is_some() {
-        if let Some(c) = doc.string(table, P, "context") {
-            doc.error(&c.span, format!("{P}.context"), "`context` and `manifest` exclude each other: a target is a cluster or a manifest file");
-        }
+    if has_manifest
+        && table.get("context").is_some()
+        && let Some(c) = doc.string(table, P, "context")
+    {
+        doc.error(
+            &c.span,
+            format!("{P}.context"),
+            "`context` and `manifest` exclude each other: a target is a cluster or a manifest file",
+        );
     }
     let namespace = if has_manifest && table.get("namespace").is_none() {
         Some(Field {

@@ -36,7 +36,7 @@ pub enum ApplyError {
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
     #[error(transparent)]
-    Cluster(#[from] ClusterError),
+    Cluster(Box<ClusterError>),
     #[error("environment {env}: {message}")]
     Env { env: String, message: String },
     #[error("the saved plan is stale, nothing was applied:\n{}", reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
@@ -60,6 +60,12 @@ pub enum ApplyError {
         workload: String,
         state: String,
     },
+}
+
+impl From<ClusterError> for ApplyError {
+    fn from(e: ClusterError) -> Self {
+        ApplyError::Cluster(Box::new(e))
+    }
 }
 
 /// A plan ready to apply: each environment's plan with what it was computed from.
