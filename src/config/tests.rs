@@ -961,3 +961,37 @@ fn the_examples_validate() {
     }
     assert!(seen > 0);
 }
+
+#[test]
+fn a_manifest_target_needs_no_namespace_and_excludes_context() {
+    let text = MINIMAL.replace(
+        "namespace = \"monitoring\"",
+        "manifest = \"deploy/perses.yaml\"",
+    );
+    let d = parse(&text).unwrap();
+    assert_eq!(
+        d.target.manifest,
+        Some(PathBuf::from("proj/deploy/perses.yaml"))
+    );
+    assert_eq!(d.target.namespace, "");
+    let both = text.replace("[target]\n", "[target]\ncontext = \"prod\"\n");
+    assert_eq!(
+        single(&both),
+        "environments/prod.toml:2:11: target.context: `context` and `manifest` exclude each other: a target is a cluster or a manifest file"
+    );
+}
+
+#[test]
+fn an_oci_layout_image_is_accepted_with_a_path_only() {
+    let ok = MINIMAL.replace("registry.company.com/perses-resources", "oci:build/layout");
+    assert_eq!(parse(&ok).unwrap().artifacts[0].image, "oci:build/layout");
+    let bad = MINIMAL.replace(
+        "registry.company.com/perses-resources",
+        "oci:build/layout:v1",
+    );
+    assert!(
+        single(&bad).contains("an OCI layout is written `oci:PATH`"),
+        "{}",
+        single(&bad)
+    );
+}
