@@ -978,21 +978,23 @@ fn forms(secret: &str) -> Vec<String> {
     vec![secret.to_string(), b64(secret.as_bytes())]
 }
 
-/// Every command, in every output format, at `-vvv`: its filter (`trace` for every crate) lets
-/// through every event the default, `-v` and `-vv` print, in the same format, and stdout does
-/// not depend on the verbosity. The other three levels run in the long test below.
+/// At `-vvv`, whose filter (`trace` for every crate) lets through every event the default, `-v`
+/// and `-vv` print, in the same format (stdout does not depend on the verbosity): one command
+/// line per way a secret could go out (plan file, JSON, metrics file, a write, a content diff,
+/// a push, refused credentials, a pod). The long test runs every command in every format at
+/// every verbosity.
 #[tokio::test]
 async fn planted_secrets_appear_in_no_output_plan_file_or_log() {
-    secrets_matrix(&[Some("-vvv")]).await;
+    secrets_matrix(&[Some("-vvv")], false).await;
 }
 
 #[tokio::test]
-#[ignore = "long: the same matrix at the default verbosity, -v and -vv (cargo test --test bed -- --ignored)"]
-async fn planted_secrets_at_the_other_verbosities() {
-    secrets_matrix(&[None, Some("-v"), Some("-vv")]).await;
+#[ignore = "long: every command and format at every verbosity (cargo test --test bed -- --ignored)"]
+async fn planted_secrets_every_command_format_and_verbosity() {
+    secrets_matrix(&[None, Some("-v"), Some("-vv"), Some("-vvv")], true).await;
 }
 
-async fn secrets_matrix(verbosities: &[Option<&'static str>]) {
+async fn secrets_matrix(verbosities: &[Option<&'static str>], full: bool) {
     let bed = bed();
     let admin = bed.client("prod").await;
     let (user, password) = bed.registry_credentials();
@@ -1231,7 +1233,15 @@ async fn secrets_matrix(verbosities: &[Option<&'static str>]) {
                         env_toml("prod", ns, image, "v2", "sub_path = \"prod\"\n")
                             .replace("context = \"prod\"\n", ""),
                     )]);
-                    for (args, env) in cmds.drain(..) {
+                    // The normal suite's subset: see the test's comment.
+                    const SUBSET: [usize; 8] = [1, 2, 4, 7, 15, 17, 19, 21];
+                    let cmds: Vec<Cmd> = cmds
+                        .drain(..)
+                        .enumerate()
+                        .filter(|(i, _)| full || SUBSET.contains(i))
+                        .map(|(_, c)| c)
+                        .collect();
+                    for (args, env) in cmds {
                         let mut cmd = bed.cmd();
                         cmd.arg("--dir")
                             .arg(d)
@@ -1252,11 +1262,12 @@ async fn secrets_matrix(verbosities: &[Option<&'static str>]) {
                             &String::from_utf8_lossy(&o.stderr),
                         );
                     }
-                    for args in [
+                    let in_pod_cmds = [
                         vec!["plan"],
                         vec!["drift"],
                         vec!["drift", "--format", "json"],
-                    ] {
+                    ];
+                    for args in in_pod_cmds.into_iter().skip(if full { 0 } else { 2 }) {
                         let mut cmd = bed.cmd();
                         cmd.arg("--dir")
                             .arg(pod.path())
@@ -1281,23 +1292,17 @@ async fn secrets_matrix(verbosities: &[Option<&'static str>]) {
                         scan(&format!("{verbosity:?} in-pod {args:?} stdout"), &out);
                         scan(&format!("{verbosity:?} in-pod {args:?} stderr"), &err);
                     }
-                    for f in [&plan_file, &metrics, &d.join("environments/imported.toml")] {
+                    let imported = d.join("environments/imported.toml");
+                    let written = if full {
+                        vec![&plan_file, &metrics, &imported]
+                    } else {
+                        vec![&plan_file, &metrics]
+                    };
+                    for f in written {
                         let text = std::fs::read_to_string(f)
                             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
                         scan(&f.display().to_string(), &text);
                     }
-                    // Put the workload back to v1 for the next verbosity's plan to show a secret change.
-                    let put_back = project(&[(
-                        "prod",
-                        env_toml("prod", ns, image, "v1", "sub_path = \"prod\"\n"),
-                    )]);
-                    let o = run(
-                        Some(put_back.path()),
-                        &["apply", "--auto-approve", "--no-wait", "--force-conflicts"],
-                        &[],
-                    );
-                    assert_eq!(o.code, 0, "{o}");
-
                     (runs, scanned)
                 })
             })
