@@ -625,7 +625,7 @@ fn containerfile_is_a_multi_stage_build_of_known_instructions() {
 }
 
 /// Builds the image for real. Opt-in (PERSES_OCI_TEST_CONTAINER_BUILD=1) because it needs a
-/// container registry (base images) and crates.io, which these test machines do not reach.
+/// container registry (base images) and the Rust crate registry, which these test machines do not reach.
 #[test]
 fn containerfile_builds_with_buildah() {
     if std::env::var_os("PERSES_OCI_TEST_CONTAINER_BUILD").is_none() {
