@@ -294,6 +294,19 @@ impl Cluster {
         }
     }
 
+    /// The error for a target container the workload does not have, naming the context,
+    /// namespace, workload and the containers there are.
+    pub fn container_not_found(&self, target: &Target, shape: observe::ShapeError) -> ClusterError {
+        let observe::ShapeError::ContainerNotFound { containers } = shape;
+        ClusterError::ContainerNotFound {
+            context: self.context.clone(),
+            namespace: target.namespace.clone(),
+            workload: target.workload.to_string(),
+            container: target.container.clone(),
+            containers,
+        }
+    }
+
     /// `(major, minor)` of the API server.
     pub async fn server_version(&self) -> Result<(u32, u32), ClusterError> {
         let info = retry(

@@ -49,17 +49,8 @@ pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
     }
     let c = cluster::connect(opts.kubeconfig.as_deref(), opts.target.context.as_deref()).await?;
     let obj = c.get_workload(&opts.target).await?;
-    let ex = observe::extract(&obj, &opts.target).map_err(
-        |observe::ShapeError::ContainerNotFound { containers }| {
-            cluster::ClusterError::ContainerNotFound {
-                context: c.context.clone(),
-                namespace: opts.target.namespace.clone(),
-                workload: opts.target.workload.to_string(),
-                container: opts.target.container.clone(),
-                containers,
-            }
-        },
-    )?;
+    let ex =
+        observe::extract(&obj, &opts.target).map_err(|e| c.container_not_found(&opts.target, e))?;
     let mut artifacts = Vec::new();
     for a in ex.artifacts.iter().filter(|a| a.state.mount_path.is_some()) {
         let r = parse_ref(&a.state.reference);

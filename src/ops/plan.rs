@@ -257,16 +257,8 @@ pub async fn observe_env(
     let obj = obj.map_err(|e| e.to_string())?;
     let version = version.map_err(|e| e.to_string())?;
     let resolved = resolved?;
-    let ex = observe::extract(&obj, target).map_err(|e| match e {
-        observe::ShapeError::ContainerNotFound { containers } => ClusterError::ContainerNotFound {
-            context: cluster.context.clone(),
-            namespace: target.namespace.clone(),
-            workload: target.workload.to_string(),
-            container: target.container.clone(),
-            containers,
-        }
-        .to_string(),
-    })?;
+    let ex = observe::extract(&obj, target)
+        .map_err(|e| cluster.container_not_found(target, e).to_string())?;
     let folders = match &ex.config_source {
         Some((cm, key)) => match cluster.config_map_key(&target.namespace, cm, key).await {
             Ok(Some(text)) => observe::provisioning_folders(&text).ok(),
