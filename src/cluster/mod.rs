@@ -13,6 +13,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -106,6 +108,9 @@ pub struct Cluster {
     /// The kubeconfig user of the context (or `serviceaccount` in a pod), for messages and
     /// the lock holder's identity.
     pub user: String,
+    /// The API server's version, read once per connection: it is the same for every workload,
+    /// and fifty environments on one cluster would otherwise ask fifty times.
+    version: Arc<OnceCell<(u32, u32)>>,
 }
 
 /// Which kubeconfig to read: an explicit file, else `$KUBECONFIG` / `~/.kube/config`; with
@@ -188,6 +193,7 @@ pub async fn connect(
             client,
             context: "in-cluster".into(),
             user: "serviceaccount".into(),
+            version: Arc::default(),
         });
     };
     let name = context
@@ -226,6 +232,7 @@ pub async fn connect(
         client,
         context: name,
         user,
+        version: Arc::default(),
     })
 }
 
@@ -307,8 +314,16 @@ impl Cluster {
         }
     }
 
-    /// `(major, minor)` of the API server.
+    /// `(major, minor)` of the API server, asked once per connection (a failure is not kept:
+    /// the next caller asks again).
     pub async fn server_version(&self) -> Result<(u32, u32), ClusterError> {
+        self.version
+            .get_or_try_init(|| self.read_server_version())
+            .await
+            .copied()
+    }
+
+    async fn read_server_version(&self) -> Result<(u32, u32), ClusterError> {
         let info = retry(
             format!("API server of context {}: read the version", self.context),
             kube_transient,

@@ -12,8 +12,8 @@ use crate::model::{
     RevisionArtifact,
 };
 use crate::ops::plan::{
-    Backend, EnvContext, ManifestFile, PlanOptions, body_for, dropped_checks, observe_env,
-    plan_from,
+    Backend, EnvContext, ManifestFile, PlanOptions, Session, body_for, dropped_checks,
+    observe_env_in, plan_from,
 };
 use crate::ops::planfile::{self, PlanFileError};
 use crate::plan::{desired_reference, parse_ref};
@@ -90,6 +90,8 @@ pub async fn prepare(opts: &ApplyOptions) -> Result<Prepared, ApplyError> {
     let mut reasons = Vec::new();
     let mut envs = Vec::new();
     let mut contexts = Vec::new();
+    // One client per cluster and registry for the whole saved plan, as a fresh plan has.
+    let session = Session::new(opts.plan.kubeconfig.clone());
     for env in &saved.envs {
         if let Some(e) = &env.error {
             return Err(ApplyError::Env {
@@ -101,7 +103,7 @@ pub async fn prepare(opts: &ApplyOptions) -> Result<Prepared, ApplyError> {
             });
         }
         let desired = config::load_env(&project, &env.env)?;
-        let ctx = observe_env(&desired, opts.plan.kubeconfig.clone())
+        let ctx = observe_env_in(&session, &desired)
             .await
             .map_err(|message| ApplyError::Env {
                 env: env.env.clone(),
@@ -433,6 +435,7 @@ pub fn at_revision(ctx: &EnvContext, revision: &Revision) -> EnvContext {
         backend: ctx.backend.clone(),
         observed: ctx.observed.clone(),
         resolved,
+        registry: ctx.registry.clone(),
     }
 }
 

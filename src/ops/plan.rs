@@ -1,6 +1,7 @@
 //! `plan`: for each environment, read the live workload and resolve the tags, diff, and ask the
-//! API server (dry run) what it would store. Environments are planned concurrently; one that
-//! fails is reported and does not hide the others.
+//! API server (dry run) what it would store. Environments are planned concurrently (bounded),
+//! sharing one client per cluster and per registry; one that fails is reported and does not
+//! hide the others.
 
 use crate::artifact::diff::content_diff;
 use crate::artifact::layout::{Layout, LayoutRef};
@@ -10,12 +11,22 @@ use crate::cluster::{self, Cluster, ClusterError, observe};
 use crate::config::{self, Project};
 use crate::manifest;
 use crate::model::{
-    Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, Resolved, Severity,
-    Target, WorkloadKind, WorkloadRef,
+    Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, RegistrySettings,
+    Resolved, Severity, Target, WorkloadKind, WorkloadRef,
 };
 use crate::plan::{desired_state, diff};
 use crate::registry::Registry;
+use futures::StreamExt;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// How many environments are planned at once. Enough to keep both API servers of a plan busy
+/// while one environment waits on a round trip; few enough that each cluster's client reuses a
+/// handful of TLS connections (kube speaks HTTP/1.1: one request per connection at a time)
+/// instead of opening one per environment.
+pub const CONCURRENCY: usize = 8;
 
 /// What `plan` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +75,107 @@ pub struct EnvContext {
     pub backend: Backend,
     pub observed: Observed,
     pub resolved: Vec<Resolved>,
+    /// The registry clients of the environment's settings, shared with the other environments
+    /// of the command (reading the artifact reuses the connection that resolved its tag).
+    pub registry: Arc<Registry>,
+}
+
+type Shared<T> = Arc<OnceCell<Result<T, String>>>;
+
+/// What one command shares between its environments: one Kubernetes client per kubeconfig
+/// context (one connection pool and one `/version` per cluster, one kubeconfig read and TLS
+/// set-up per context), one registry client set per registry settings (one protocol probe and
+/// one TLS set-up per registry), and each `image:tag` resolved once, so that every environment
+/// of one plan pins the same digest for the same tag.
+#[derive(Clone, Default)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+#[derive(Default)]
+struct SessionInner {
+    kubeconfig: Option<PathBuf>,
+    clusters: Mutex<HashMap<Option<String>, Shared<Cluster>>>,
+    registries: Mutex<Vec<(RegistrySettings, Arc<RegistryEntry>)>>,
+}
+
+struct RegistryEntry {
+    registry: Arc<Registry>,
+    tags: Mutex<HashMap<(String, String), Shared<String>>>,
+}
+
+impl Session {
+    pub fn new(kubeconfig: Option<PathBuf>) -> Session {
+        Session {
+            inner: Arc::new(SessionInner {
+                kubeconfig,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The client of a kubeconfig context (`None`: the current one), connected once.
+    pub async fn cluster(&self, context: Option<&str>) -> Result<Cluster, String> {
+        let cell = self
+            .inner
+            .clusters
+            .lock()
+            .unwrap()
+            .entry(context.map(str::to_string))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            cluster::connect(self.inner.kubeconfig.as_deref(), context)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .clone()
+    }
+
+    fn registry_entry(&self, settings: &RegistrySettings) -> Arc<RegistryEntry> {
+        let mut all = self.inner.registries.lock().unwrap();
+        if let Some((_, e)) = all.iter().find(|(s, _)| s == settings) {
+            return e.clone();
+        }
+        let entry = Arc::new(RegistryEntry {
+            registry: Arc::new(Registry::new(settings.clone())),
+            tags: Mutex::default(),
+        });
+        all.push((settings.clone(), entry.clone()));
+        entry
+    }
+
+    /// The registry clients for these settings.
+    pub fn registry(&self, settings: &RegistrySettings) -> Arc<Registry> {
+        self.registry_entry(settings).registry.clone()
+    }
+
+    /// `image:tag` resolved to a digest, once per command and settings.
+    async fn resolve(
+        &self,
+        settings: &RegistrySettings,
+        image: &str,
+        tag: &str,
+    ) -> Result<String, String> {
+        let entry = self.registry_entry(settings);
+        let cell = entry
+            .tags
+            .lock()
+            .unwrap()
+            .entry((image.to_string(), tag.to_string()))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            entry
+                .registry
+                .resolve(image, tag)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .clone()
+    }
 }
 
 /// Where an `oci:PATH` image's layout is: relative to the project directory.
@@ -74,7 +186,7 @@ pub fn layout_dir(desired: &Desired, image: &str) -> Option<PathBuf> {
 }
 
 /// Resolves every artifact's tag: in its registry, or in its OCI layout.
-async fn resolve_all(desired: &Desired, registry: &Registry) -> Result<Vec<Resolved>, String> {
+async fn resolve_all(desired: &Desired, session: &Session) -> Result<Vec<Resolved>, String> {
     let all = futures::future::join_all(desired.artifacts.iter().map(|a| async {
         let digest = match layout_dir(desired, &a.image) {
             Some(dir) => Layout::open(&dir)
@@ -89,10 +201,7 @@ async fn resolve_all(desired: &Desired, registry: &Registry) -> Result<Vec<Resol
                         )
                     })
                 })?,
-            None => registry
-                .resolve(&a.image, &a.tag)
-                .await
-                .map_err(|e| e.to_string())?,
+            None => session.resolve(&desired.registry, &a.image, &a.tag).await?,
         };
         Ok::<_, String>(Resolved {
             name: a.name.clone(),
@@ -109,6 +218,7 @@ fn observe_manifest(
     desired: &Desired,
     path: &std::path::Path,
     resolved: Vec<Resolved>,
+    registry: Arc<Registry>,
 ) -> Result<EnvContext, String> {
     let target = &desired.target;
     let shown = path.display().to_string();
@@ -176,6 +286,7 @@ fn observe_manifest(
         desired,
         observed,
         resolved,
+        registry,
     })
 }
 
@@ -186,10 +297,13 @@ pub async fn plan(
 ) -> Result<(Project, Plan, Vec<Option<EnvContext>>), config::ConfigError> {
     let project = config::load_project(&opts.dir)?;
     let names = project.select(&opts.envs, opts.all)?;
-    let futures = names
-        .iter()
-        .map(|name| plan_env(&project, name, opts.kubeconfig.clone()));
-    let results = futures::future::join_all(futures).await;
+    let session = Session::new(opts.kubeconfig.clone());
+    // `buffered` keeps the environments in their order while running several at once.
+    let results: Vec<_> = futures::stream::iter(&names)
+        .map(|name| plan_env_in(&session, &project, name))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut envs = Vec::new();
     let mut contexts = Vec::new();
     for (p, c) in results {
@@ -225,11 +339,20 @@ pub async fn plan_env(
     name: &str,
     kubeconfig: Option<PathBuf>,
 ) -> (EnvPlan, Option<EnvContext>) {
+    plan_env_in(&Session::new(kubeconfig), project, name).await
+}
+
+/// [`plan_env`] with the clients of a session.
+pub async fn plan_env_in(
+    session: &Session,
+    project: &Project,
+    name: &str,
+) -> (EnvPlan, Option<EnvContext>) {
     let desired = match config::load_env(project, name) {
         Ok(d) => d,
         Err(e) => return (failed(name, None, e.to_string()), None),
     };
-    match observe_env(&desired, kubeconfig).await {
+    match observe_env_in(session, &desired).await {
         Ok(ctx) => (plan_from(&ctx).await, Some(ctx)),
         Err(e) => (failed(name, Some(&desired.target), e), None),
     }
@@ -240,19 +363,22 @@ pub async fn observe_env(
     desired: &Desired,
     kubeconfig: Option<PathBuf>,
 ) -> Result<EnvContext, String> {
+    observe_env_in(&Session::new(kubeconfig), desired).await
+}
+
+/// [`observe_env`] with the clients of a session.
+pub async fn observe_env_in(session: &Session, desired: &Desired) -> Result<EnvContext, String> {
     let target = &desired.target;
-    let registry = Registry::new(desired.registry.clone());
+    let registry = session.registry(&desired.registry);
     if let Some(path) = &target.manifest {
-        let resolved = resolve_all(desired, &registry).await?;
-        return observe_manifest(desired, path, resolved);
+        let resolved = resolve_all(desired, session).await?;
+        return observe_manifest(desired, path, resolved, registry);
     }
-    let cluster = cluster::connect(kubeconfig.as_deref(), target.context.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let cluster = session.cluster(target.context.as_deref()).await?;
     let (obj, version, resolved) = tokio::join!(
         cluster.get_workload(target),
         cluster.server_version(),
-        resolve_all(desired, &registry)
+        resolve_all(desired, session)
     );
     let obj = obj.map_err(|e| e.to_string())?;
     let version = version.map_err(|e| e.to_string())?;
@@ -280,6 +406,7 @@ pub async fn observe_env(
         backend: Backend::Cluster(cluster),
         observed,
         resolved,
+        registry,
     })
 }
 
@@ -337,7 +464,7 @@ pub fn dropped_checks(ctx: &EnvContext, stored: &serde_json::Value, dry_run: boo
 /// whether `sub_path` exists in the new one (else the pod fails to start), and whether Perses
 /// would load its files (else it skips them with only a log line).
 async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut Vec<Check>) {
-    let registry = Registry::new(ctx.desired.registry.clone());
+    let registry = &*ctx.registry;
     for change in changes.iter_mut() {
         let Some(after) = &change.after else { continue };
         let Some(spec) = ctx
@@ -369,7 +496,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 (r.clone(), Source::Registry(r))
             }
         };
-        let new = match source::load(&new_source, &registry).await {
+        let new = match source::load(&new_source, registry).await {
             Ok(l) => l,
             Err(e) => {
                 checks.push(Check {
@@ -427,7 +554,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
         let old_files = match &change.before {
             None => Vec::new(),
             Some(before) => {
-                match source::load(&live_source(&ctx.desired, &before.reference), &registry).await {
+                match source::load(&live_source(&ctx.desired, &before.reference), registry).await {
                     Ok(l) => source::at_sub_path(&l.files, before.sub_path.as_deref())
                         .unwrap_or_default(),
                     Err(e) => {
@@ -464,10 +591,37 @@ fn live_source(desired: &Desired, reference: &str) -> Source {
 }
 
 /// The plan of an observed environment, with the server's dry run where the credentials allow.
+/// The artifact checks and the dry run do not depend on each other: they run at the same time.
 pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
     let (mut changes, mut checks) = diff(&ctx.desired, &ctx.observed, &ctx.resolved);
-    content_checks(ctx, &mut changes, &mut checks).await;
-    if let (false, Some(cluster)) = (changes.is_empty(), ctx.backend.cluster()) {
+    let mut content = Vec::new();
+    let needs_dry_run = !changes.is_empty();
+    let ((), dry_run) = tokio::join!(
+        content_checks(ctx, &mut changes, &mut content),
+        dry_run_checks(ctx, needs_dry_run)
+    );
+    checks.extend(content);
+    checks.extend(dry_run);
+    EnvPlan {
+        env: ctx.desired.env.clone(),
+        target: ctx.desired.target.clone(),
+        changes,
+        checks,
+        error: None,
+        inputs: Some(PlanInputs {
+            file_sha256: ctx.desired.file_sha256.clone(),
+            resolved: ctx.resolved.clone(),
+            live: ctx.observed.artifacts.clone(),
+            resource_version: ctx.observed.resource_version.clone(),
+        }),
+    }
+}
+
+/// The server-side dry run of an environment with changes on a cluster: what the API server
+/// would store, checked for dropped image volumes.
+async fn dry_run_checks(ctx: &EnvContext, has_changes: bool) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if let (true, Some(cluster)) = (has_changes, ctx.backend.cluster()) {
         let body = body_for(ctx, &[]);
         let target = &ctx.desired.target;
         let mut result = cluster.apply(target, &body, true, false).await;
@@ -493,17 +647,5 @@ pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
             }),
         }
     }
-    EnvPlan {
-        env: ctx.desired.env.clone(),
-        target: ctx.desired.target.clone(),
-        changes,
-        checks,
-        error: None,
-        inputs: Some(PlanInputs {
-            file_sha256: ctx.desired.file_sha256.clone(),
-            resolved: ctx.resolved.clone(),
-            live: ctx.observed.artifacts.clone(),
-            resource_version: ctx.observed.resource_version.clone(),
-        }),
-    }
+    checks
 }
