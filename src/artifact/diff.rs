@@ -3,7 +3,7 @@
 //! JSON/YAML (key order, whitespace) so that a reformat is not a change. Secret and GlobalSecret
 //! specs are masked. Pure: file lists in, a diff out.
 
-use super::lint::{ResourceKey, lint_files};
+use super::lint::{ResourceKey, file_resources, is_resource_file};
 pub use crate::model::{ContentChange as ChangeKind, ContentDiff, ResourceChange};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,21 +15,25 @@ const MASK: &str = "(masked)";
 /// The resources of a file list, normalised (not masked: masking is for display only, so that
 /// a changed secret is still a change).
 fn resources(files: &[(String, Vec<u8>)]) -> BTreeMap<ResourceKey, (String, Value)> {
-    let report = lint_files(files, &[]);
+    let mut sorted: Vec<&(String, Vec<u8>)> =
+        files.iter().filter(|(p, _)| is_resource_file(p)).collect();
+    sorted.sort_by(|a, b| super::lint::cmp_paths(&a.0, &b.0));
     let mut out = BTreeMap::new();
     // Every identifiable object counts, loaded or not: a diff shows what the files say, and
-    // lint says separately what Perses would skip.
-    for f in &report.files {
-        for r in &f.resources {
-            out.insert(r.key(), (r.path.clone(), normalise(&r.kind, &r.value)));
+    // lint says separately what Perses would skip. In reading order, so the definition Perses
+    // ends up serving is the one kept.
+    for (path, bytes) in sorted {
+        for r in file_resources(path, bytes) {
+            let key = r.key();
+            let v = normalise(&r.kind, r.value);
+            out.insert(key, (r.path, v));
         }
     }
     out
 }
 
 /// Drops what does not make a resource different (server-set metadata).
-fn normalise(_kind: &str, v: &Value) -> Value {
-    let mut v = v.clone();
+fn normalise(_kind: &str, mut v: Value) -> Value {
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         for k in ["createdAt", "updatedAt", "version"] {
             meta.remove(k);

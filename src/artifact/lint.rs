@@ -881,7 +881,9 @@ fn check_object(
             name: n.clone(),
             path: path.to_string(),
             line,
-            value: obj.value.clone(),
+            // Filled in by `check_file` when the caller keeps values: moving the object there
+            // avoids a deep copy of every dashboard.
+            value: Value::Null,
             status: Status::Refused,
             overwritten_by: None,
         }),
@@ -1275,31 +1277,87 @@ struct StoredDatasource {
     path: String,
 }
 
-/// Lints a whole tree of files (relative `/`-separated paths; non-resource files are counted as
-/// ignored). `known_projects` are projects that already exist on the Perses server.
-pub fn lint_files(files: &[(String, Vec<u8>)], known_projects: &[String]) -> Report {
-    let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().collect();
-    sorted.sort_by(|a, b| cmp_paths(&a.0, &b.0));
+/// The identifiable objects of one file, with their values (statuses are not computed: they
+/// depend on the rest of the tree). For content diffs, which look at one file at a time.
+pub fn file_resources(path: &str, bytes: &[u8]) -> Vec<Resource> {
+    check_file(path, bytes, true).report.resources
+}
 
-    let mut report = Report::default();
-    let mut pending: Vec<Pending> = Vec::new();
-    for (path, bytes) in sorted {
+/// A lint fed one file at a time, so that a tree is never held in memory: each file is parsed
+/// and checked when it is added, and only what the tree-wide checks need (keys, project
+/// references, problems) is kept. `finish` runs those checks in Perses' reading order, whatever
+/// order the files came in.
+#[derive(Default)]
+pub struct Linter {
+    keep_values: bool,
+    pending: Vec<Pending>,
+    ignored: Vec<String>,
+    warnings: Vec<Note>,
+}
+
+impl Linter {
+    pub fn new() -> Linter {
+        Linter::default()
+    }
+
+    /// Keeps each resource's decoded value in the report (`Resource::value`); off by default,
+    /// as it holds the whole tree in memory.
+    pub fn keep_values(mut self) -> Linter {
+        self.keep_values = true;
+        self
+    }
+
+    /// Adds one file (a relative `/`-separated path). Non-resource files are counted as ignored.
+    pub fn add(&mut self, path: &str, bytes: &[u8]) {
         if !is_resource_file(path) {
             let lower = path.to_ascii_lowercase();
             if RESOURCE_EXTENSIONS.iter().any(|ext| lower.ends_with(ext)) {
-                report.warnings.push(Note {
-                    path: path.clone(),
+                self.warnings.push(Note {
+                    path: path.to_string(),
                     message: "ignored: Perses only reads names ending in lowercase .json, \
                               .yaml or .yml"
                         .into(),
                 });
             }
-            report.ignored.push(path.clone());
-            continue;
+            self.ignored.push(path.to_string());
+            return;
         }
-        pending.push(check_file(path, bytes));
+        self.pending.push(check_file(path, bytes, self.keep_values));
     }
 
+    /// Runs the tree-wide checks. `known_projects` are projects that already exist on the
+    /// Perses server.
+    pub fn finish(self, known_projects: &[String]) -> Report {
+        let Linter {
+            mut pending,
+            mut ignored,
+            mut warnings,
+            ..
+        } = self;
+        pending.sort_by(|a, b| cmp_paths(&a.report.path, &b.report.path));
+        ignored.sort_by(|a, b| cmp_paths(a, b));
+        warnings.sort_by(|a, b| cmp_paths(&a.path, &b.path));
+        let report = Report {
+            ignored,
+            warnings,
+            ..Report::default()
+        };
+        tree_checks(pending, report, known_projects)
+    }
+}
+
+/// Lints a whole tree of files (relative `/`-separated paths; non-resource files are counted as
+/// ignored). `known_projects` are projects that already exist on the Perses server. Resource
+/// values are not kept (see `Linter::keep_values`).
+pub fn lint_files(files: &[(String, Vec<u8>)], known_projects: &[String]) -> Report {
+    let mut linter = Linter::new();
+    for (path, bytes) in files {
+        linter.add(path, bytes);
+    }
+    linter.finish(known_projects)
+}
+
+fn tree_checks(mut pending: Vec<Pending>, mut report: Report, known_projects: &[String]) -> Report {
     // A project exists if the server has it or a Project of a file Perses reads defines it;
     // `applyEntity` creates every Project before anything else, so the order of the files does
     // not matter. Names are compared lowercased, as Perses stores them.
@@ -1444,7 +1502,7 @@ fn store_datasource(stored: &mut Vec<StoredDatasource>, r: &Resource, default: b
     }
 }
 
-fn check_file(path: &str, bytes: &[u8]) -> Pending {
+fn check_file(path: &str, bytes: &[u8], keep_values: bool) -> Pending {
     let mut pending = Pending {
         report: FileReport {
             path: path.to_string(),
@@ -1474,8 +1532,11 @@ fn check_file(path: &str, bytes: &[u8]) -> Pending {
         pending.broken = true;
         return pending;
     }
-    for (i, obj) in parsed.objects.iter().enumerate() {
-        let checked = check_object(path, obj, i, parsed.json, &mut pending.report.problems);
+    for (i, obj) in parsed.objects.into_iter().enumerate() {
+        let mut checked = check_object(path, &obj, i, parsed.json, &mut pending.report.problems);
+        if keep_values && let Some(r) = &mut checked.resource {
+            r.value = obj.value;
+        }
         if !checked.decodes {
             pending.broken = true;
         }
@@ -1853,24 +1914,59 @@ pub fn select_sub_path(
 /// Reads every regular file under `dir`, recursively. Symbolic links are not followed (a link
 /// in an image volume may point outside it); each one is reported as a warning instead.
 pub fn read_tree(dir: &Path) -> Result<Tree, LintError> {
+    let mut tree = Tree::default();
+    let mut files = Vec::new();
+    tree.warnings = visit_tree(dir, &mut |rel, bytes| files.push((rel, bytes)))?;
+    files.sort_by(|a, b| cmp_paths(&a.0, &b.0));
+    tree.files = files;
+    Ok(tree)
+}
+
+/// Calls `each` with every regular file under `dir` (relative path, content), one at a time,
+/// so that a caller can process a tree larger than memory; returns the warnings about what was
+/// not read, sorted. Files come in directory order, not Perses' reading order.
+pub fn visit_tree(
+    dir: &Path,
+    each: &mut dyn FnMut(String, Vec<u8>),
+) -> Result<Vec<Note>, LintError> {
     let meta = std::fs::metadata(dir).map_err(|e| not_found_or_io(dir, e))?;
     if !meta.is_dir() {
         return Err(LintError::NotADirectory {
             path: dir.to_path_buf(),
         });
     }
-    let mut tree = Tree::default();
-    walk(dir, "", &mut tree)?;
-    tree.files.sort_by(|a, b| cmp_paths(&a.0, &b.0));
-    tree.warnings.sort_by(|a, b| cmp_paths(&a.path, &b.path));
-    Ok(tree)
+    let mut warnings = Vec::new();
+    walk(dir, "", each, &mut warnings)?;
+    warnings.sort_by(|a, b| cmp_paths(&a.path, &b.path));
+    Ok(warnings)
+}
+
+/// Lints the directory `dir` (at `sub_path`), reading one file at a time: memory stays at the
+/// size of the largest file plus the keys of the tree.
+pub fn lint_dir(
+    dir: &Path,
+    sub_path: Option<&str>,
+    known_projects: &[String],
+) -> Result<Report, LintError> {
+    let root = resolve_sub_path(dir, sub_path)?;
+    let mut linter = Linter::new();
+    let warnings = visit_tree(&root, &mut |rel, bytes| linter.add(&rel, &bytes))?;
+    let mut report = linter.finish(known_projects);
+    report.warnings.extend(warnings);
+    report.warnings.sort_by(|a, b| cmp_paths(&a.path, &b.path));
+    Ok(report)
 }
 
 /// `read_tree` of `dir/sub_path`; an error if the sub-path does not exist, as the container
 /// runtime would fail to start the pod.
 pub fn read_tree_at(dir: &Path, sub_path: Option<&str>) -> Result<Tree, LintError> {
+    read_tree(&resolve_sub_path(dir, sub_path)?)
+}
+
+/// `dir/sub_path`, checked: an error if the sub-path does not exist.
+fn resolve_sub_path(dir: &Path, sub_path: Option<&str>) -> Result<PathBuf, LintError> {
     let Some(sub) = sub_path else {
-        return read_tree(dir);
+        return Ok(dir.to_path_buf());
     };
     let norm = normalize_sub_path(sub)?;
     std::fs::metadata(dir).map_err(|e| not_found_or_io(dir, e))?;
@@ -1884,7 +1980,7 @@ pub fn read_tree_at(dir: &Path, sub_path: Option<&str>) -> Result<Tree, LintErro
             path: target,
             source: e,
         }),
-        Ok(_) => read_tree(&target),
+        Ok(_) => Ok(target),
     }
 }
 
@@ -1901,7 +1997,12 @@ fn not_found_or_io(path: &Path, e: std::io::Error) -> LintError {
     }
 }
 
-fn walk(dir: &Path, prefix: &str, tree: &mut Tree) -> Result<(), LintError> {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    each: &mut dyn FnMut(String, Vec<u8>),
+    warnings: &mut Vec<Note>,
+) -> Result<(), LintError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LintError::Io { path, source }
@@ -1917,19 +2018,19 @@ fn walk(dir: &Path, prefix: &str, tree: &mut Tree) -> Result<(), LintError> {
         let path = entry.path();
         let file_type = entry.file_type().map_err(io(&path))?;
         if file_type.is_symlink() {
-            tree.warnings.push(Note {
+            warnings.push(Note {
                 path: rel,
                 message: "symbolic link not followed, so not linted (Perses reads a linked \
                           file, but does not enter a linked folder)"
                     .into(),
             });
         } else if file_type.is_dir() {
-            walk(&path, &rel, tree)?;
+            walk(&path, &rel, each, warnings)?;
         } else if file_type.is_file() {
             let bytes = std::fs::read(&path).map_err(io(&path))?;
-            tree.files.push((rel, bytes));
+            each(rel, bytes);
         } else {
-            tree.warnings.push(Note {
+            warnings.push(Note {
                 path: rel,
                 message: "not a regular file: skipped".into(),
             });

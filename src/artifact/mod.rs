@@ -6,3 +6,4 @@ pub mod layout;
 pub mod lint;
 pub mod read;
 pub mod source;
+pub mod stamp;

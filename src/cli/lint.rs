@@ -83,8 +83,7 @@ pub async fn files_of(
 /// Lints, prints the report on stdout and returns the exit code.
 pub async fn run(args: &LintArgs) -> anyhow::Result<i32> {
     let mut report = if args.tree.is_dir() || !looks_like_ref(&args.tree) {
-        let tree = lint::read_tree_at(&args.tree, args.sub_path.as_deref())?;
-        lint::lint_tree(&tree, &args.known_projects)
+        lint::lint_dir(&args.tree, args.sub_path.as_deref(), &args.known_projects)?
     } else {
         let what = args.tree.to_string_lossy();
         let files = files_of(&what, args.sub_path.as_deref(), &args.registry).await?;

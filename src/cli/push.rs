@@ -42,6 +42,11 @@ pub struct PushArgs {
     /// Push even when lint finds files Perses would skip.
     #[arg(long)]
     pub no_lint: bool,
+    /// Build (and lint) even when the tree is unchanged since a push of the same image: by
+    /// default the paths, sizes, times and inodes of the files are recorded in the cache
+    /// directory, and an unchanged tree whose image the tag already points at is not rebuilt.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
@@ -70,6 +75,11 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         lint: !a.no_lint,
         linter: Some(lint_before_push),
+        stamps: if a.no_cache {
+            None
+        } else {
+            crate::artifact::stamp::Store::default_location()
+        },
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = move |line: String| {
@@ -98,6 +108,10 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
                 println!("moved the tag from {prev}");
             }
         }
+        Outcome::UpToDate if r.unchanged_tree => println!(
+            "up to date {}@{} ({files}); the tree is unchanged since that push, not rebuilt",
+            r.reference, r.digest
+        ),
         Outcome::UpToDate => println!("up to date {}@{} ({files})", r.reference, r.digest),
         Outcome::SameFiles { annotations } => {
             println!(
@@ -118,27 +132,29 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
 /// does not exist for `staging/`.
 fn lint_before_push(dir: &std::path::Path, files: &[String]) -> Result<(), String> {
     use crate::artifact::lint;
-    let mut list = Vec::new();
+    let at_root = files
+        .iter()
+        .any(|p| lint::is_resource_file(p) && !p.contains('/'));
+    // One file in memory at a time: each is parsed into its folder's linter and dropped.
+    let mut groups: std::collections::BTreeMap<String, lint::Linter> = Default::default();
     for f in files.iter().filter(|f| lint::is_resource_file(f)) {
         let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))?;
-        list.push((f.clone(), bytes));
-    }
-    let at_root = list.iter().any(|(p, _)| !p.contains('/'));
-    let mut groups: std::collections::BTreeMap<String, Vec<(String, Vec<u8>)>> = Default::default();
-    for (p, b) in list {
-        let (group, rest) = match p.split_once('/') {
-            Some((top, rest)) if !at_root => (top.to_string(), rest.to_string()),
-            _ => (String::new(), p),
+        let (group, rest) = match f.split_once('/') {
+            Some((top, rest)) if !at_root => (top, rest),
+            _ => ("", f.as_str()),
         };
-        groups.entry(group).or_default().push((rest, b));
+        groups
+            .entry(group.to_string())
+            .or_default()
+            .add(rest, &bytes);
     }
     let mut failed = Vec::new();
-    for (group, files) in &groups {
-        let mut report = lint::lint_files(files, &[]);
+    for (group, linter) in groups {
+        let mut report = linter.finish(&[]);
         report.root = if group.is_empty() {
             dir.display().to_string()
         } else {
-            dir.join(group).display().to_string()
+            dir.join(&group).display().to_string()
         };
         if report.has_errors() {
             let prefix = if group.is_empty() {

@@ -5,6 +5,7 @@
 
 use crate::artifact::build::{self, BuildError, Built, Filter, Image};
 use crate::artifact::layout::{Layout, LayoutError, LayoutRef};
+use crate::artifact::stamp;
 use crate::model::RegistrySettings;
 use crate::registry::push::{UploadError, Uploader};
 use crate::registry::{Registry, RegistryError};
@@ -92,6 +93,8 @@ pub struct PushOptions {
     /// Lint the files before anything is built or sent (skipped while no linter is wired).
     pub lint: bool,
     pub linter: Option<Linter>,
+    /// Where tree stamps are recorded (`None`: always build).
+    pub stamps: Option<stamp::Store>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +125,8 @@ pub struct PushReport {
     pub blobs_uploaded: usize,
     pub blobs_total: usize,
     pub bytes_uploaded: u64,
+    /// Up to date from the tree's stamp alone: nothing was built or linted.
+    pub unchanged_tree: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,36 +163,154 @@ pub enum PushError {
 }
 
 /// Packages and sends; `progress` gets one line per step (the CLI shows them on a terminal).
+///
+/// An unchanged tree (same stamp: paths, sizes, times, inodes, metadata; see `artifact::stamp`)
+/// whose recorded image is what the tag already points at is reported up to date after one
+/// request, without building or linting. Otherwise lint and the build run side by side (lint is
+/// parsing, the build is compressing: one core each), and nothing is sent unless lint passes.
 pub async fn push(
     opts: &PushOptions,
     progress: &mut (dyn FnMut(String) + Send),
 ) -> Result<PushReport, PushError> {
     let entries = build::collect(&opts.dir, &opts.filter)?;
-    if opts.lint
-        && let Some(lint) = opts.linter
-    {
+    let meta = build::metadata(&opts.dir, opts.source_date_epoch.as_deref())?;
+    let linter = opts.linter.filter(|_| opts.lint);
+    let store = opts.stamps.clone();
+    let stamp = store
+        .as_ref()
+        .map(|_| stamp::tree_stamp(&opts.dir, &entries, &meta, linter.is_some()));
+    let recorded = store
+        .as_ref()
+        .zip(stamp.as_deref())
+        .and_then(|(s, k)| s.get(k));
+    match &opts.to {
+        Destination::Registry { image, tag } => {
+            let reference = format!("{image}:{tag}");
+            let registry = Registry::new(opts.registry.clone());
+            if let Some(rec) = &recorded {
+                let up = registry.uploader(image, tag).await?;
+                if up.current().await?.as_deref() == Some(rec.digest.as_str()) {
+                    return Ok(up_to_date(&reference, rec));
+                }
+            }
+            let built = lint_and_build(opts, entries, meta, linter, std::env::temp_dir()).await?;
+            progress(packed(&built.image));
+            let record = record_of(&built.image);
+            let up = registry.uploader(image, tag).await?;
+            let rep = to_registry(opts, &up, &reference, built, progress).await?;
+            remember(opts, &store, stamp.as_deref(), &rep, record);
+            Ok(rep)
+        }
+        Destination::Layout(r) => {
+            let layout = Layout::create(&r.path)?;
+            if let Some(rec) = &recorded {
+                let current = layout
+                    .find(&r.tag)?
+                    .and_then(|d| d["digest"].as_str().map(str::to_string));
+                if current.as_deref() == Some(rec.digest.as_str())
+                    && layout.has_blob(&rec.digest)?
+                {
+                    return Ok(up_to_date(&r.to_string(), rec));
+                }
+            }
+            let built = lint_and_build(opts, entries, meta, linter, layout.blobs_dir()).await?;
+            progress(packed(&built.image));
+            let record = record_of(&built.image);
+            let rep = to_layout(opts, &layout, r, built)?;
+            remember(opts, &store, stamp.as_deref(), &rep, record);
+            Ok(rep)
+        }
+    }
+}
+
+/// Lint (when asked) and the build, concurrently; lint's verdict wins over the build's result,
+/// so a tree with problems fails as a lint failure even if it also fails to build.
+async fn lint_and_build(
+    opts: &PushOptions,
+    entries: Vec<build::Entry>,
+    meta: build::Metadata,
+    linter: Option<Linter>,
+    temp_dir: PathBuf,
+) -> Result<Built, PushError> {
+    let lint = linter.map(|lint| {
+        let dir = opts.dir.clone();
         let files: Vec<String> = entries
             .iter()
             .filter(|e| !e.is_dir())
             .map(|e| e.path.clone())
             .collect();
-        lint(&opts.dir, &files).map_err(PushError::Lint)?;
+        tokio::task::spawn_blocking(move || lint(&dir, &files))
+    });
+    let built = build_in(&opts.dir, entries, meta, temp_dir).await;
+    if let Some(lint) = lint {
+        lint.await
+            .expect("lint does not panic")
+            .map_err(PushError::Lint)?;
     }
-    let meta = build::metadata(&opts.dir, opts.source_date_epoch.as_deref())?;
-    match &opts.to {
-        Destination::Registry { image, tag } => {
-            let built = build_in(&opts.dir, entries, meta, std::env::temp_dir()).await?;
-            progress(packed(&built.image));
-            let registry = Registry::new(opts.registry.clone());
-            let up = registry.uploader(image, tag).await?;
-            to_registry(opts, &up, &format!("{image}:{tag}"), built, progress).await
+    Ok(built?)
+}
+
+fn record_of(img: &Image) -> stamp::Record {
+    stamp::Record {
+        digest: img.index.digest.clone(),
+        files: img.layer.files,
+        file_bytes: img.layer.file_bytes,
+        layer_size: img.layer.size,
+        platforms: img
+            .platforms
+            .iter()
+            .map(|p| p.platform.to_string())
+            .collect(),
+    }
+}
+
+/// Records what this tree built once the tag points at it, unless a file is so recent that it
+/// may still change within the same timestamp (then the next push builds again).
+fn remember(
+    opts: &PushOptions,
+    store: &Option<stamp::Store>,
+    stamp: Option<&str>,
+    rep: &PushReport,
+    record: stamp::Record,
+) {
+    let (Some(store), Some(stamp)) = (store, stamp) else {
+        return;
+    };
+    if rep.digest != record.digest {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    // Re-read the times: a file written during the build must not be recorded as unchanged.
+    match build::collect(&opts.dir, &opts.filter) {
+        Ok(after) if !stamp::is_racy(&after, now) => {
+            let meta = build::metadata(&opts.dir, opts.source_date_epoch.as_deref());
+            let again = meta.map(|m| {
+                stamp::tree_stamp(&opts.dir, &after, &m, opts.linter.is_some() && opts.lint)
+            });
+            if again.as_deref().ok() == Some(stamp) {
+                store.put(stamp, &record);
+            }
         }
-        Destination::Layout(r) => {
-            let layout = Layout::create(&r.path)?;
-            let built = build_in(&opts.dir, entries, meta, layout.blobs_dir()).await?;
-            progress(packed(&built.image));
-            to_layout(opts, &layout, r, built)
-        }
+        _ => {}
+    }
+}
+
+fn up_to_date(reference: &str, rec: &stamp::Record) -> PushReport {
+    PushReport {
+        reference: reference.to_string(),
+        digest: rec.digest.clone(),
+        outcome: Outcome::UpToDate,
+        previous: None,
+        files: rec.files,
+        file_bytes: rec.file_bytes,
+        layer_size: rec.layer_size,
+        platforms: rec.platforms.clone(),
+        blobs_uploaded: 0,
+        blobs_total: 1 + rec.platforms.len(),
+        bytes_uploaded: 0,
+        unchanged_tree: true,
     }
 }
 
@@ -250,6 +373,7 @@ fn report(reference: &str, img: &Image, digest: String, outcome: Outcome) -> Pus
         blobs_uploaded: 0,
         blobs_total: 1 + img.platforms.len(),
         bytes_uploaded: 0,
+        unchanged_tree: false,
     }
 }
 

@@ -267,6 +267,115 @@ fn a_tag_moves_to_other_files_only_with_force() {
     assert!(out.contains(&format!("moved the tag from {old}")), "{out}");
 }
 
+/// The re-push fast path: an unchanged tree is recognised from its file metadata and the tag
+/// is checked in the registry, without a build; any change of content (even same size, same
+/// mtime) or of the tag in the registry falls back to a full build.
+#[test]
+fn an_unchanged_tree_is_not_rebuilt_but_any_change_is_seen() {
+    let bed = bed();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("res");
+    let files = support::corpus_files("dashboards", "prod");
+    write_tree(&dir, files.iter(), |_| SystemTime::now());
+    // Files changed in the last two seconds are not recorded (their next change may keep the
+    // same timestamps).
+    std::thread::sleep(Duration::from_millis(2100));
+    let cache = tmp.path().join("cache");
+    let env = [("PERSES_OCI_CACHE_DIR", cache.to_str().unwrap())];
+    let image = format!(
+        "{}/{}/res:v1",
+        bed.registry,
+        support::unique_ns("push-stamp")
+    );
+    let d = dir.to_str().unwrap();
+    let push = |extra: &[&str]| {
+        let mut args = vec!["push", d, "--image", &image];
+        args.extend(extra);
+        run(bed, &args, &env)
+    };
+
+    let (code, first, err) = push(&[]);
+    assert_eq!(code, 0, "{first}{err}");
+    assert!(first.starts_with("pushed "), "{first}");
+    let digest = digest_of(&first);
+    assert_eq!(
+        std::fs::read_dir(cache.join("push-stamps"))
+            .unwrap()
+            .count(),
+        1,
+        "one stamp recorded"
+    );
+
+    let (code, again, err) = push(&[]);
+    assert_eq!(code, 0, "{again}{err}");
+    assert!(
+        again.starts_with(&format!("up to date {image}@{digest}")),
+        "{again}"
+    );
+    assert!(again.contains("not rebuilt"), "{again}");
+    assert!(again.contains(&format!("{} files", files.len())), "{again}");
+
+    let (code, forced, err) = push(&["--no-cache"]);
+    assert_eq!(code, 0, "{forced}{err}");
+    assert!(forced.starts_with(&format!("up to date {image}@{digest}")));
+    assert!(
+        !forced.contains("not rebuilt"),
+        "--no-cache builds: {forced}"
+    );
+
+    // Same size, same mtime, other content: the ctime (which no tool can set back) tells.
+    let (victim, data) = files.iter().next().unwrap();
+    let path = dir.join(victim);
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut changed = data.clone();
+    let at = changed.iter().position(|b| b.is_ascii_lowercase()).unwrap();
+    changed[at] = if changed[at] == b'a' { b'b' } else { b'a' };
+    std::fs::write(&path, &changed).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (code, out, err) = push(&[]);
+    assert_eq!(code, 1, "other files: the tag is not moved\n{out}{err}");
+    assert!(err.contains(&digest) && err.contains("--force"), "{err}");
+
+    // Put the content back: the tree is as pushed, but its stamp is new (new times), so it is
+    // built, found identical, and (its files no longer recent) recorded again.
+    std::fs::write(&path, data).unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, out, err) = push(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(&format!("up to date {image}@{digest}")),
+        "{out}"
+    );
+    assert!(!out.contains("not rebuilt"), "{out}");
+    let (_, out, _) = push(&[]);
+    assert!(out.contains("not rebuilt"), "{out}");
+
+    // Someone moves the tag: the recorded stamp no longer matches the registry, so push builds
+    // and refuses to move the tag back without --force.
+    let other = tmp.path().join("other");
+    write_tree(&other, files.iter().take(1), |_| SystemTime::now());
+    let (code, out, err) = run(
+        bed,
+        &[
+            "push",
+            other.to_str().unwrap(),
+            "--image",
+            &image,
+            "--force",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = push(&[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("--force"), "{err}");
+}
+
 #[test]
 fn auth_registry_takes_docker_config_credentials_and_refuses_anonymous() {
     let bed = bed();

@@ -136,6 +136,11 @@ impl Bed {
             cmd.env(k, v);
         }
         cmd.env("NO_COLOR", "1");
+        // Push records tree stamps; tests keep them out of the home directory.
+        cmd.env(
+            "PERSES_OCI_CACHE_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("perses-oci-cache"),
+        );
         cmd
     }
 }
