@@ -1325,6 +1325,13 @@ impl Linter {
         self.pending.push(check_file(path, bytes, self.keep_values));
     }
 
+    /// Takes in what another linter of the same tree was given (lint split over threads).
+    pub fn merge(&mut self, other: Linter) {
+        self.pending.extend(other.pending);
+        self.ignored.extend(other.ignored);
+        self.warnings.extend(other.warnings);
+    }
+
     /// Runs the tree-wide checks. `known_projects` are projects that already exist on the
     /// Perses server.
     pub fn finish(self, known_projects: &[String]) -> Report {
@@ -1942,15 +1949,46 @@ pub fn visit_tree(
 }
 
 /// Lints the directory `dir` (at `sub_path`), reading one file at a time: memory stays at the
-/// size of the largest file plus the keys of the tree.
+/// size of the largest files in flight plus the keys of the tree. Files are parsed on every
+/// core while this thread reads the next ones.
 pub fn lint_dir(
     dir: &Path,
     sub_path: Option<&str>,
     known_projects: &[String],
 ) -> Result<Report, LintError> {
     let root = resolve_sub_path(dir, sub_path)?;
-    let mut linter = Linter::new();
-    let warnings = visit_tree(&root, &mut |rel, bytes| linter.add(&rel, &bytes))?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    // A few files per worker in flight: enough to keep them busy, little memory.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(4 * workers);
+    let rx = std::sync::Mutex::new(rx);
+    let (linter, warnings) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let rx = &rx;
+                scope.spawn(move || {
+                    let mut linter = Linter::new();
+                    loop {
+                        let next = rx.lock().expect("no worker panics").recv();
+                        match next {
+                            Ok((path, bytes)) => linter.add(&path, &bytes),
+                            Err(_) => return linter,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let warnings = visit_tree(&root, &mut |rel, bytes| {
+            // A send fails only if every worker is gone, i.e. has panicked: join reports it.
+            let _ = tx.send((rel, bytes));
+        });
+        drop(tx);
+        let mut all = Linter::new();
+        for h in handles {
+            all.merge(h.join().expect("lint does not panic"));
+        }
+        (all, warnings)
+    });
+    let warnings = warnings?;
     let mut report = linter.finish(known_projects);
     report.warnings.extend(warnings);
     report.warnings.sort_by(|a, b| cmp_paths(&a.path, &b.path));
@@ -2108,6 +2146,51 @@ mod tests {
         list.iter()
             .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
             .collect()
+    }
+
+    /// The threaded, streaming `lint_dir` gives the report of the whole-tree `lint_files`,
+    /// whatever order the workers finish in: duplicates across files (last one read wins),
+    /// projects defined in a later file, a skipped file, ignored files.
+    #[test]
+    fn lint_dir_matches_the_whole_tree_lint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut files: Vec<(String, String)> = Vec::new();
+        for i in 0..60 {
+            let project = if i % 7 == 0 { "missing" } else { "team" };
+            files.push((
+                format!("d{}/dash-{i:02}.json", i % 5),
+                json!({"kind": "Dashboard", "metadata": {"name": format!("d{}", i % 40), "project": project},
+                       "spec": {"duration": "1h", "display": {"name": format!("D {i}")}}})
+                .to_string(),
+            ));
+        }
+        files.push((
+            "z/project.yaml".into(),
+            "kind: Project\nmetadata:\n  name: team\n".into(),
+        ));
+        files.push(("broken.json".into(), "{\"kind\": ".into()));
+        files.push(("README.md".into(), "not linted".into()));
+        files.push(("UPPER.JSON".into(), "{}".into()));
+        for (p, c) in &files {
+            let path = tmp.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, c).unwrap();
+        }
+        let whole = lint_tree(&read_tree(tmp.path()).unwrap(), &[]);
+        assert!(whole.has_errors(), "the tree has problems to agree on");
+        assert!(
+            whole
+                .files
+                .iter()
+                .any(|f| f.resources.iter().any(|r| r.overwritten_by.is_some()))
+        );
+        for _ in 0..5 {
+            assert_eq!(lint_dir(tmp.path(), None, &[]).unwrap(), whole);
+        }
+        assert_eq!(
+            lint_dir(tmp.path(), Some("d1"), &[]).unwrap(),
+            lint_tree(&read_tree(&tmp.path().join("d1")).unwrap(), &[])
+        );
     }
 
     fn lint(list: &[(&str, &str)], known: &[&str]) -> Report {
