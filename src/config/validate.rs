@@ -9,10 +9,25 @@ pub(super) type Check = Result<(), String>;
 /// Anything a terminal would interpret, or that hides in an editor, has no place in a name or
 /// path, and would make diagnostics print garbage.
 pub(super) fn no_control(s: &str) -> Check {
-    match s.chars().find(|c| c.is_control()) {
-        Some(c) => Err(format!("must not contain control characters (found {c:?})")),
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!("must not contain control characters (found {c:?})"));
+    }
+    match s.chars().find(|c| invisible(*c)) {
+        Some(c) => Err(format!(
+            "must not contain invisible or text-direction characters (found U+{:04X})",
+            c as u32
+        )),
         None => Ok(()),
     }
+}
+
+/// Bidirectional overrides and isolates reorder what a reviewer sees ("Trojan Source",
+/// CVE-2021-42574); zero-width characters make two different strings look the same.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters: namespaces, containers, volumes.
@@ -565,5 +580,12 @@ mod tests {
             Err("must not contain control characters (found '\\t')".into())
         );
         assert!(no_control("\u{7f}").is_err());
+        assert_eq!(
+            no_control("/etc/perses/\u{202E}gnp.json"),
+            Err("must not contain invisible or text-direction characters (found U+202E)".into())
+        );
+        assert!(no_control("prod\u{200B}").is_err());
+        assert!(no_control("\u{2067}x").is_err());
+        assert_eq!(no_control("日本語/ñ"), Ok(()));
     }
 }

@@ -718,7 +718,12 @@ fn hostile_toml_is_refused_with_a_position_and_a_short_message() {
         (
             "zero-width",
             base("prod", "perses\u{200b}resources", "v1", m).into_bytes(),
-            "artifact.name: must be a DNS-1123 label",
+            "artifact.name: must not contain invisible or text-direction characters (found U+200B)",
+        ),
+        (
+            "right-to-left override",
+            base("prod", "a", "v1", "/etc/perses/\u{202e}nosj.d").into_bytes(),
+            "artifact.mount_path: must not contain invisible or text-direction characters (found U+202E)",
         ),
         (
             "homoglyph",
