@@ -358,22 +358,10 @@ pub fn human_bytes(n: u64) -> String {
 
 fn report(reference: &str, img: &Image, digest: String, outcome: Outcome) -> PushReport {
     PushReport {
-        reference: reference.to_string(),
         digest,
         outcome,
-        previous: None,
-        files: img.layer.files,
-        file_bytes: img.layer.file_bytes,
-        layer_size: img.layer.size,
-        platforms: img
-            .platforms
-            .iter()
-            .map(|p| p.platform.to_string())
-            .collect(),
-        blobs_uploaded: 0,
-        blobs_total: 1 + img.platforms.len(),
-        bytes_uploaded: 0,
         unchanged_tree: false,
+        ..up_to_date(reference, &record_of(img))
     }
 }
 
