@@ -19,7 +19,7 @@ use crate::registry::Registry;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::OnceCell;
 
 /// How many environments are planned at once. Enough to keep both API servers of a plan busy
@@ -460,10 +460,67 @@ pub fn dropped_checks(ctx: &EnvContext, stored: &serde_json::Value, dry_run: boo
     out
 }
 
+/// Per-process results computed from an artifact's files, keyed like `source::load`'s cache (a
+/// digest-pinned reference, or a layout and tag read once per process): fifty environments
+/// mounting the same artifact select its sub path, lint it and diff it once, not fifty times.
+/// Values are pure functions of the files, so sharing them changes no result.
+struct Memo<K, V> {
+    cells: OnceLock<Mutex<HashMap<K, Arc<OnceLock<V>>>>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    const fn new() -> Self {
+        Memo {
+            cells: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, key: K, compute: impl FnOnce() -> V) -> V {
+        let cell = self
+            .cells
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_init(compute).clone()
+    }
+}
+
+/// The key `source::load` caches a source under.
+fn source_key(source: &Source) -> String {
+    match source {
+        Source::Dir(p) => format!("dir:{}", p.display()),
+        Source::Layout(l) => format!("oci:{}:{}", l.path.display(), l.tag),
+        Source::Registry(r) => r.clone(),
+    }
+}
+
+type Selected = Result<Arc<source::Files>, String>;
+
+/// The files a container sees under `sub_path`, memoised per source and sub path.
+fn selected(key: &str, files: &source::Files, sub_path: Option<&str>) -> Selected {
+    static MEMO: Memo<(String, Option<String>), Selected> = Memo::new();
+    MEMO.get((key.to_string(), sub_path.map(str::to_string)), || {
+        source::at_sub_path(files, sub_path).map(Arc::new)
+    })
+}
+
+/// The lint report of the files under `sub_path` of a source, memoised.
+fn linted(key: &str, sub_path: Option<&str>, files: &source::Files) -> Arc<lint::Report> {
+    static MEMO: Memo<(String, Option<String>), Arc<lint::Report>> = Memo::new();
+    MEMO.get((key.to_string(), sub_path.map(str::to_string)), || {
+        Arc::new(lint_files(files, &[]))
+    })
+}
+
 /// Reads the new (and live) artifact of each change: which Perses resources change inside it,
 /// whether `sub_path` exists in the new one (else the pod fails to start), and whether Perses
 /// would load its files (else it skips them with only a log line).
 async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut Vec<Check>) {
+    type DiffKey = (Option<(String, Option<String>)>, String, Option<String>);
+    static DIFFS: Memo<DiffKey, crate::model::ContentDiff> = Memo::new();
     let registry = &*ctx.registry;
     for change in changes.iter_mut() {
         let Some(after) = &change.after else { continue };
@@ -507,7 +564,9 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 continue;
             }
         };
-        let new_files = match source::at_sub_path(&new.files, after.sub_path.as_deref()) {
+        let new_key = source_key(&new_source);
+        let new_sub = after.sub_path.as_deref();
+        let new_files = match selected(&new_key, &new.files, new_sub) {
             Ok(f) => f,
             Err(e) => {
                 checks.push(Check {
@@ -521,7 +580,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 continue;
             }
         };
-        let report = lint_files(&new_files, &[]);
+        let report = linted(&new_key, new_sub, &new_files);
         if report.has_errors() {
             let problems: Vec<String> = report
                 .files
@@ -551,12 +610,17 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 ),
             });
         }
-        let old_files = match &change.before {
-            None => Vec::new(),
+        let (old_key, old_files) = match &change.before {
+            None => (None, Arc::new(Vec::new())),
             Some(before) => {
-                match source::load(&live_source(&ctx.desired, &before.reference), registry).await {
-                    Ok(l) => source::at_sub_path(&l.files, before.sub_path.as_deref())
-                        .unwrap_or_default(),
+                let old_source = live_source(&ctx.desired, &before.reference);
+                match source::load(&old_source, registry).await {
+                    Ok(l) => {
+                        let key = source_key(&old_source);
+                        let sub = before.sub_path.as_deref();
+                        let files = selected(&key, &l.files, sub).unwrap_or_default();
+                        (Some((key, sub.map(str::to_string))), files)
+                    }
                     Err(e) => {
                         checks.push(Check {
                         severity: Severity::Warning,
@@ -571,7 +635,9 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 }
             }
         };
-        let content = content_diff(&old_files, &new_files);
+        let content = DIFFS.get((old_key, new_key, new_sub.map(str::to_string)), || {
+            content_diff(&old_files, &new_files)
+        });
         if !content.is_empty() {
             change.content = Some(content);
         }
