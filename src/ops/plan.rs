@@ -26,7 +26,7 @@ use tokio::sync::OnceCell;
 /// while one environment waits on a round trip; few enough that each cluster's client reuses a
 /// handful of TLS connections (kube speaks HTTP/1.1: one request per connection at a time)
 /// instead of opening one per environment.
-pub const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 16;
 
 /// What `plan` was asked for.
 #[derive(Debug, Clone, Default)]
