@@ -12,7 +12,7 @@ use crate::model::{
     Action, Desired, FIELD_MANAGER, LastWrite, LiveArtifact, Observed, Pin, PullPolicy, Resolved,
     Revision, RevisionArtifact, Target,
 };
-use crate::ops::plan::observe_env;
+use crate::ops::plan::{Session, observe_env_in};
 use crate::plan::{desired_state, parse_ref};
 use crate::registry::Registry;
 use serde::Serialize;
@@ -244,10 +244,13 @@ pub async fn drift(opts: &DriftOptions) -> Result<DriftReport, ConfigError> {
     let names = project.select(&opts.envs, opts.all)?;
     let checked_at = chrono::Utc::now();
     let started = std::time::Instant::now();
+    // One set of clients for the whole run, as plan does: one connection per cluster and
+    // registry, `/version` once per cluster, each tag resolved once.
+    let session = Session::new(opts.kubeconfig.clone());
     let envs = futures::future::join_all(
         names
             .iter()
-            .map(|name| check_env(&project, name, opts.kubeconfig.clone())),
+            .map(|name| check_env(&project, name, &session, opts.kubeconfig.as_deref())),
     )
     .await;
     Ok(DriftReport {
@@ -272,13 +275,18 @@ fn failed(env: &str, target: Option<Target>, artifacts: Vec<String>, reason: Str
 }
 
 /// Checks one environment; never fails, an error is its class.
-pub async fn check_env(project: &Project, name: &str, kubeconfig: Option<PathBuf>) -> EnvDrift {
+pub async fn check_env(
+    project: &Project,
+    name: &str,
+    session: &Session,
+    kubeconfig: Option<&Path>,
+) -> EnvDrift {
     let desired = match config::load_env(project, name) {
         Ok(d) => d,
         Err(e) => return failed(name, None, vec![], e.to_string()),
     };
     let names: Vec<String> = desired.artifacts.iter().map(|a| a.name.clone()).collect();
-    match observe_env(&desired, kubeconfig.clone()).await {
+    match observe_env_in(session, &desired).await {
         Ok(ctx) => {
             let mut findings = classify(&ctx.desired, &ctx.observed, &ctx.resolved);
             if !findings.edits.is_empty() {
@@ -302,7 +310,7 @@ pub async fn check_env(project: &Project, name: &str, kubeconfig: Option<PathBuf
             }
         }
         Err(message) => {
-            let findings = diagnose(&desired, kubeconfig.as_deref(), message).await;
+            let findings = diagnose(&desired, kubeconfig, message).await;
             EnvDrift {
                 env: name.to_string(),
                 target: Some(desired.target.clone()),
