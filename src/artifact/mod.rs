@@ -5,5 +5,6 @@ pub mod diff;
 pub mod layout;
 pub mod lint;
 pub mod read;
+pub mod scan;
 pub mod source;
 pub mod stamp;

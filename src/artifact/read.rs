@@ -2,10 +2,14 @@
 //! (`read_layout`): the files of its linux image with the digests, annotations and sizes around
 //! them. Used by inspect, and by lint, diff and plan.
 //!
-//! Artifacts are untrusted input. Nothing is written to disk: layers are streamed through the
-//! decompressor and the tar reader straight into the in-memory tree. Every blob is checked
-//! against its descriptor (digest and size), every layer's uncompressed digest against the
-//! config's `diff_ids`, and the tree is handed out only when all checks passed. Entry names must
+//! Artifacts are untrusted input. `pull_tree` and `read_layout` write nothing to disk: layers
+//! are streamed through the decompressor and the tar reader straight into the in-memory tree.
+//! `index_registry` and `index_layout` (for diffs of large trees) keep only each file's sha256
+//! and size, and keep the layers as files to read again: a layout's blobs in place, a
+//! registry's downloaded to anonymous temporary files (gone when closed), with the same checks.
+//! Every blob is checked against its descriptor (digest and size), every layer's uncompressed
+//! digest against the config's `diff_ids`, and the tree is handed out only when all checks
+//! passed. Entry names must
 //! be UTF-8 and relative without `..`; links (symbolic and hard) are refused outright, as are
 //! devices and fifos: an image volume of Perses resources has no use for them, and refusing is
 //! simpler to trust than resolving them. OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied,
@@ -193,6 +197,10 @@ pub enum ReadError {
         layers: usize,
     },
     #[error(
+        "{reference}: {path} changed between two reads of the artifact (its blob was rewritten?); nothing was compared"
+    )]
+    Changed { reference: String, path: String },
+    #[error(
         "invalid {MAX_BYTES_ENV}={value:?}: expected a number of bytes, optionally with a K, M or G suffix"
     )]
     BadLimit { value: String },
@@ -269,6 +277,27 @@ pub async fn pull_tree(
     image_ref: &str,
     limits: Limits,
 ) -> Result<Tree, ReadError> {
+    let (src, bytes, digest) = open_registry(registry, image_ref).await?;
+    read_from(&src, bytes, digest, None, limits).await
+}
+
+/// Like `pull_tree`, but keeps only each file's sha256 and size: the layers are downloaded to
+/// anonymous temporary files (checked as `pull_tree` checks them) that `Indexed::read_files`
+/// reads again for the files a caller asks for.
+pub async fn index_registry(
+    registry: &Registry,
+    image_ref: &str,
+    limits: Limits,
+) -> Result<Indexed, ReadError> {
+    let (src, bytes, digest) = open_registry(registry, image_ref).await?;
+    index_from(&src, bytes, digest, None, limits).await
+}
+
+/// The top manifest of `image_ref`, checked against the reference's digest.
+async fn open_registry(
+    registry: &Registry,
+    image_ref: &str,
+) -> Result<(Source, Vec<u8>, String), ReadError> {
     let reference = crate::registry::parse_reference(image_ref)?;
     let image = format!("{}/{}", reference.registry(), reference.repository());
     let (client, auth) = registry.session(&image).await?;
@@ -323,11 +352,22 @@ pub async fn pull_tree(
             actual: digest,
         });
     }
-    read_from(&src, bytes, digest, None, limits).await
+    Ok((src, bytes, digest))
 }
 
 /// Reads `tag` from the OCI image layout at `path`.
 pub async fn read_layout(path: &Path, tag: &str, limits: Limits) -> Result<Tree, ReadError> {
+    let (src, bytes, desc) = open_layout(path, tag).await?;
+    read_from(&src, bytes, desc.digest, Some(desc.media_type), limits).await
+}
+
+/// `index_registry` for the OCI image layout at `path`: the layer blobs are read in place.
+pub async fn index_layout(path: &Path, tag: &str, limits: Limits) -> Result<Indexed, ReadError> {
+    let (src, bytes, desc) = open_layout(path, tag).await?;
+    index_from(&src, bytes, desc.digest, Some(desc.media_type), limits).await
+}
+
+async fn open_layout(path: &Path, tag: &str) -> Result<(Source, Vec<u8>, Desc), ReadError> {
     let layout = Layout::open(path)?;
     let desc = Desc::parse(&layout.resolve(tag)?).ok_or_else(|| ReadError::BadJson {
         reference: format!("oci:{}:{tag}", path.display()),
@@ -340,14 +380,7 @@ pub async fn read_layout(path: &Path, tag: &str, limits: Limits) -> Result<Tree,
         name: format!("oci:{}:{tag}", path.display()),
     };
     let bytes = src.small_blob("manifest", &desc).await?;
-    read_from(
-        &src,
-        bytes,
-        desc.digest.clone(),
-        Some(desc.media_type),
-        limits,
-    )
-    .await
+    Ok((src, bytes, desc))
 }
 
 /// Files (path -> content) and directories of one layer.
@@ -541,6 +574,65 @@ impl Source {
         Ok(bytes)
     }
 
+    /// The layer blob as a file, unchecked (its reader checks it): a layout's blob in place, or
+    /// a registry's downloaded to an anonymous temporary file, which goes when it is closed.
+    /// The download stops at the first byte past the descriptor's size.
+    async fn layer_file(&self, info: &LayerInfo) -> Result<std::fs::File, ReadError> {
+        use tokio::io::AsyncWriteExt;
+        digest_hex(&info.digest)?;
+        let (client, reference) = match self {
+            Source::Layout { layout, .. } => return Ok(layout.open_blob(&info.digest)?),
+            Source::Registry {
+                client, reference, ..
+            } => (client, reference),
+        };
+        let desc = OciDescriptor {
+            media_type: info.media_type.clone(),
+            digest: info.digest.clone(),
+            size: info.size as i64,
+            ..Default::default()
+        };
+        let mut stream = crate::retry::retry(
+            self.retry_what("layer", &info.digest),
+            crate::retry::oci_transient,
+            || client.pull_blob_stream(reference, &desc),
+        )
+        .await
+        .map_err(|e| self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e)))?;
+        let io_err = |source| ReadError::Io {
+            reference: self.name().to_string(),
+            what: "layer",
+            digest: info.digest.clone(),
+            source,
+        };
+        let file = tempfile::tempfile().map_err(io_err)?;
+        let mut out = tokio::io::BufWriter::with_capacity(
+            BUF,
+            tokio::fs::File::from_std(file.try_clone().map_err(io_err)?),
+        );
+        let mut count = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| ReadError::Corrupt {
+                reference: self.name().to_string(),
+                layer: info.digest.clone(),
+                source,
+            })?;
+            count += chunk.len() as u64;
+            if count > info.size {
+                return Err(ReadError::SizeMismatch {
+                    reference: self.name().to_string(),
+                    what: "layer",
+                    digest: info.digest.clone(),
+                    expected: info.size,
+                    actual: "more".into(),
+                });
+            }
+            out.write_all(&chunk).await.map_err(io_err)?;
+        }
+        out.flush().await.map_err(io_err)?;
+        Ok(file)
+    }
+
     /// Streams one layer into `acc` on a blocking thread; the tar reader is synchronous.
     async fn layer(&self, info: LayerInfo, mut acc: Acc) -> Result<Acc, ReadError> {
         digest_hex(&info.digest)?;
@@ -687,6 +779,24 @@ async fn read_from(
     top_hint: Option<String>,
     limits: Limits,
 ) -> Result<Tree, ReadError> {
+    let (mut tree, layers) = resolve(src, top, top_digest, top_hint).await?;
+    let mut acc = Acc::new(src.name(), limits.max_bytes);
+    for info in layers {
+        acc = src.layer(info, acc).await?;
+    }
+    tree.size = acc.files.values().map(|f| f.len() as u64).sum();
+    tree.files = acc.files;
+    tree.dirs = acc.dirs;
+    Ok(tree)
+}
+
+/// The manifest, config and layer descriptors a reference leads to, checked; no layer is read.
+async fn resolve(
+    src: &Source,
+    top: Vec<u8>,
+    top_digest: String,
+    top_hint: Option<String>,
+) -> Result<(Tree, Vec<LayerInfo>), ReadError> {
     let name = src.name().to_string();
     let bad_type =
         |what: &'static str, digest: &str, mt: &str, message: &'static str| ReadError::MediaType {
@@ -832,11 +942,7 @@ async fn read_from(
             layers: layers.len(),
         });
     }
-    let mut acc = Acc {
-        reference: name.clone(),
-        limit: limits.max_bytes,
-        ..Default::default()
-    };
+    let mut infos = Vec::with_capacity(layers.len());
     for (l, diff_id) in layers.iter().zip(diff_ids) {
         let gzip = if GZIP_LAYERS.contains(&l.media_type.as_str()) {
             true
@@ -855,19 +961,252 @@ async fn read_from(
             ));
         };
         tree.layers_size += l.size;
-        let info = LayerInfo {
+        infos.push(LayerInfo {
             digest: l.digest.clone(),
             size: l.size,
             media_type: l.media_type.clone(),
             gzip,
             diff_id: Some(diff_id),
-        };
-        acc = src.layer(info, acc).await?;
+        });
     }
-    tree.size = acc.files.values().map(|f| f.len() as u64).sum();
-    tree.files = acc.files;
+    Ok((tree, infos))
+}
+
+/// `read_from`, keeping each file's sha256 and size instead of its bytes.
+async fn index_from(
+    src: &Source,
+    top: Vec<u8>,
+    top_digest: String,
+    top_hint: Option<String>,
+    limits: Limits,
+) -> Result<Indexed, ReadError> {
+    let (mut tree, infos) = resolve(src, top, top_digest, top_hint).await?;
+    let mut acc: Acc<FileMeta> = Acc::new(src.name(), limits.max_bytes);
+    let mut layers = Vec::with_capacity(infos.len());
+    for (i, info) in infos.into_iter().enumerate() {
+        let file = src.layer_file(&info).await?;
+        let input = rewound(src.name(), &file, &info)?;
+        let job_info = info.clone();
+        acc = tokio::task::spawn_blocking(move || {
+            // One buffer for every file: a large tree's allocations churn the allocator's pages.
+            let mut buf = vec![0u8; 64 << 10];
+            let mut hash =
+                |entry: usize, r: &mut dyn Read, _size: u64| hash_entry(i, entry, r, &mut buf);
+            read_layer_with(
+                io::BufReader::with_capacity(BUF, input),
+                &job_info,
+                &mut acc,
+                &mut hash,
+            )
+            .map(|_| acc)
+        })
+        .await
+        .expect("the layer reader does not panic")?;
+        layers.push((info, file));
+    }
+    tree.size = acc.files.values().map(|f| f.size).sum();
     tree.dirs = acc.dirs;
-    Ok(tree)
+    Ok(Indexed {
+        tree,
+        files: acc.files,
+        layers,
+        limit: limits.max_bytes,
+    })
+}
+
+/// Read buffer for layer files on disk.
+const BUF: usize = 256 << 10;
+
+fn hash_entry(
+    layer: usize,
+    entry: usize,
+    r: &mut dyn Read,
+    buf: &mut [u8],
+) -> io::Result<FileMeta> {
+    let mut hash = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hash.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(FileMeta {
+        sha256: hash.finalize().into(),
+        size,
+        layer,
+        entry,
+    })
+}
+
+/// A file of an indexed image: what it holds, and where to find it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    layer: usize,
+    /// Position in its layer's tar stream, headers included: names can repeat in a stream.
+    entry: usize,
+}
+
+impl FileMeta {
+    /// The sha256 and size of bytes held elsewhere (a directory's file).
+    pub fn of_bytes(bytes: &[u8]) -> FileMeta {
+        FileMeta {
+            sha256: Sha256::digest(bytes).into(),
+            size: bytes.len() as u64,
+            layer: 0,
+            entry: 0,
+        }
+    }
+
+    /// Same bytes, wherever they are.
+    pub fn same_content(&self, other: &FileMeta) -> bool {
+        self.sha256 == other.sha256 && self.size == other.size
+    }
+}
+
+/// An image whose layers passed every check of `pull_tree`, held as files (a layout's blobs, or
+/// anonymous temporary files for a registry) rather than in memory.
+#[derive(Debug)]
+pub struct Indexed {
+    /// What describes the image; `files` is left empty (see `Indexed::files`).
+    pub tree: Tree,
+    /// Relative `/`-separated path -> sha256 and size, after whiteouts.
+    pub files: BTreeMap<String, FileMeta>,
+    layers: Vec<(LayerInfo, std::fs::File)>,
+    limit: u64,
+}
+
+impl Indexed {
+    /// Calls `each` with the path and bytes of each file of `paths` (paths of `files`), in the
+    /// order of the layers, not of `paths`. Each layer is decompressed again only as far as its
+    /// last wanted entry. A blob can be rewritten between two reads: each is checked against
+    /// its digest again, after `each` has seen its files, so a caller keeps nothing it made of
+    /// them when this returns an error.
+    pub fn read_files<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a str>,
+        each: &mut dyn FnMut(&str, Vec<u8>),
+    ) -> Result<(), ReadError> {
+        let mut wanted = Vec::new();
+        for p in paths {
+            wanted.push((p, self.files.get(p).ok_or_else(|| self.changed(p))?));
+        }
+        self.read_entries(wanted, each)
+    }
+
+    /// `read_files` for files whose `FileMeta` the caller kept (taken out of `files`, say).
+    pub fn read_entries<'a>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'a str, &'a FileMeta)>,
+        each: &mut dyn FnMut(&str, Vec<u8>),
+    ) -> Result<(), ReadError> {
+        let mut by_layer: BTreeMap<usize, BTreeMap<usize, (&str, &FileMeta)>> = BTreeMap::new();
+        for (p, meta) in wanted {
+            by_layer
+                .entry(meta.layer)
+                .or_default()
+                .insert(meta.entry, (p, meta));
+        }
+        for (layer, mut wanted) in by_layer {
+            let (info, file) = &self.layers[layer];
+            let corrupt = |source: io::Error| ReadError::Corrupt {
+                reference: self.tree.reference.clone(),
+                layer: info.digest.clone(),
+                source,
+            };
+            let first = wanted.values().next().map(|(p, _)| *p).unwrap_or_default();
+            let stop: StopFlag = Rc::new(Cell::new(None));
+            let mut compressed = Compressed {
+                inner: io::BufReader::with_capacity(BUF, self.rewound_file(file, info)?),
+                hash: Sha256::new(),
+                count: 0,
+                max: info.size,
+                stop,
+            };
+            let read = (|| -> Result<(), ReadError> {
+                let input: Box<dyn Read + '_> = if info.gzip {
+                    Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
+                } else {
+                    Box::new(&mut compressed)
+                };
+                // The first read checked the size; this one may read other bytes.
+                let mut ar = tar::Archive::new(input.take(self.limit));
+                for (n, entry) in ar.entries().map_err(corrupt)?.enumerate() {
+                    let Some((path, meta)) = wanted.remove(&n) else {
+                        continue;
+                    };
+                    let mut entry = entry.map_err(corrupt)?;
+                    let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                    let mut data = Vec::with_capacity(meta.size as usize);
+                    (&mut entry)
+                        .take(meta.size + 1)
+                        .read_to_end(&mut data)
+                        .map_err(corrupt)?;
+                    if normalize(&name).ok().flatten().as_deref() != Some(path)
+                        || data.len() as u64 != meta.size
+                    {
+                        return Err(self.changed(path));
+                    }
+                    each(path, data);
+                    if wanted.is_empty() {
+                        return Ok(());
+                    }
+                }
+                match wanted.values().next() {
+                    Some((path, _)) => Err(self.changed(path)),
+                    None => Ok(()),
+                }
+            })();
+            // What was handed out is trusted because the blob still has the digest checked on
+            // the first read (cheaper than a sha256 of every file: the blob is compressed).
+            let drained = io::copy(&mut compressed, &mut io::sink());
+            let digest = format!("sha256:{}", hex::encode(compressed.hash.finalize()));
+            if drained.is_err() || compressed.count != info.size || digest != info.digest {
+                return Err(self.changed(first));
+            }
+            read?;
+        }
+        Ok(())
+    }
+
+    fn changed(&self, path: &str) -> ReadError {
+        ReadError::Changed {
+            reference: self.tree.reference.clone(),
+            path: path.to_string(),
+        }
+    }
+
+    fn rewound_file(
+        &self,
+        file: &std::fs::File,
+        info: &LayerInfo,
+    ) -> Result<std::fs::File, ReadError> {
+        rewound(&self.tree.reference, file, info)
+    }
+}
+
+/// A handle on `file` at its start (handles share the offset: one reader at a time).
+fn rewound(
+    reference: &str,
+    file: &std::fs::File,
+    info: &LayerInfo,
+) -> Result<std::fs::File, ReadError> {
+    use std::io::Seek;
+    let io_err = |source| ReadError::Io {
+        reference: reference.to_string(),
+        what: "layer",
+        digest: info.digest.clone(),
+        source,
+    };
+    let mut f = file.try_clone().map_err(io_err)?;
+    f.rewind().map_err(io_err)?;
+    Ok(f)
 }
 
 /// One layer to read.
@@ -880,15 +1219,37 @@ struct LayerInfo {
     diff_id: Option<String>,
 }
 
-/// The tree so far, across layers.
-#[derive(Debug, Default)]
-struct Acc {
+/// The tree so far, across layers: `V` is what is kept of a file (its bytes, or `FileMeta`).
+#[derive(Debug)]
+struct Acc<V = Vec<u8>> {
     reference: String,
     limit: u64,
     /// Decompressed bytes read so far, all layers together.
     total: u64,
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, V>,
     dirs: BTreeSet<String>,
+}
+
+impl<V> Default for Acc<V> {
+    fn default() -> Self {
+        Acc {
+            reference: String::new(),
+            limit: 0,
+            total: 0,
+            files: BTreeMap::new(),
+            dirs: BTreeSet::new(),
+        }
+    }
+}
+
+impl<V> Acc<V> {
+    fn new(reference: &str, limit: u64) -> Acc<V> {
+        Acc {
+            reference: reference.to_string(),
+            limit,
+            ..Default::default()
+        }
+    }
 }
 
 /// Why a reader stopped on purpose (told apart from a decoding error after the fact).
@@ -948,14 +1309,40 @@ impl<R: Read> Read for Decompressed<R> {
 
 /// Entries of one layer, applied to the lower layers only once it is complete: a whiteout
 /// hides what is below it, not what its own layer adds.
-#[derive(Default)]
-struct LayerEntries {
-    entries: Vec<(String, Option<Vec<u8>>)>,
+struct LayerEntries<V> {
+    entries: Vec<(String, Option<V>)>,
     whiteouts: Vec<String>,
     opaque: Vec<String>,
 }
 
+impl<V> Default for LayerEntries<V> {
+    fn default() -> Self {
+        LayerEntries {
+            entries: Vec::new(),
+            whiteouts: Vec::new(),
+            opaque: Vec::new(),
+        }
+    }
+}
+
+/// What `read_layer_with` keeps of a regular file: called with the entry's position in the
+/// stream, its content and its size.
+type KeepFile<'a, V> = dyn FnMut(usize, &mut dyn Read, u64) -> io::Result<V> + 'a;
+
 fn read_layer<R: Read>(input: R, info: &LayerInfo, acc: &mut Acc) -> Result<(), ReadError> {
+    read_layer_with(input, info, acc, &mut |_, r, size| {
+        let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
+        r.read_to_end(&mut data)?;
+        Ok(data)
+    })
+}
+
+fn read_layer_with<R: Read, V>(
+    input: R,
+    info: &LayerInfo,
+    acc: &mut Acc<V>,
+    keep: &mut KeepFile<'_, V>,
+) -> Result<(), ReadError> {
     let stop: StopFlag = Rc::new(Cell::new(None));
     let mut compressed = Compressed {
         inner: input,
@@ -966,9 +1353,9 @@ fn read_layer<R: Read>(input: R, info: &LayerInfo, acc: &mut Acc) -> Result<(), 
     };
     let result = if info.gzip {
         let mut gz = flate2::read::MultiGzDecoder::new(&mut compressed);
-        read_tar(&mut gz, info, acc, &stop)
+        read_tar(&mut gz, info, acc, &stop, keep)
     } else {
-        read_tar(&mut compressed, info, acc, &stop)
+        read_tar(&mut compressed, info, acc, &stop, keep)
     };
     let too_large = || ReadError::TooLarge {
         reference: acc.reference.clone(),
@@ -1031,19 +1418,21 @@ fn read_layer<R: Read>(input: R, info: &LayerInfo, acc: &mut Acc) -> Result<(), 
 }
 
 /// Reads the tar stream of one layer; returns its entries and the digest of the whole stream.
-fn read_tar<R: Read>(
+fn read_tar<R: Read, V>(
     input: R,
     info: &LayerInfo,
-    acc: &mut Acc,
+    acc: &mut Acc<V>,
     stop: &StopFlag,
-) -> Result<(LayerEntries, String), ReadError> {
+    keep: &mut KeepFile<'_, V>,
+) -> Result<(LayerEntries<V>, String), ReadError> {
     let reference = acc.reference.clone();
     let layer = info.digest.clone();
+    let limit = acc.limit;
     let corrupt = |source: io::Error| -> ReadError {
         if stop.get() == Some(Stop::TooLarge) {
             ReadError::TooLarge {
                 reference: reference.clone(),
-                limit: acc.limit,
+                limit,
             }
         } else {
             ReadError::Corrupt {
@@ -1061,9 +1450,12 @@ fn read_tar<R: Read>(
         stop: stop.clone(),
     };
     let mut out = LayerEntries::default();
+    // A layer over nothing goes straight into the tree: its whiteouts hide nothing, and the
+    // entries of a large layer are not held twice (the caller drops the tree on an error).
+    let direct = acc.files.is_empty() && acc.dirs.is_empty();
     {
         let mut ar = tar::Archive::new(&mut dec);
-        for entry in ar.entries().map_err(&corrupt)? {
+        for (n, entry) in ar.entries().map_err(&corrupt)?.enumerate() {
             let mut entry = entry.map_err(&corrupt)?;
             let kind = entry.header().entry_type();
             if matches!(
@@ -1097,6 +1489,9 @@ fn read_tar<R: Read>(
                 None => (String::new(), path.as_str()),
             };
             if let Some(hidden) = base.strip_prefix(".wh.") {
+                if direct && hidden != "." && hidden != ".." && !hidden.is_empty() {
+                    continue;
+                }
                 if hidden == ".wh..opq" {
                     out.opaque.push(parent);
                 } else if hidden.is_empty() || hidden == "." || hidden == ".." {
@@ -1115,10 +1510,15 @@ fn read_tar<R: Read>(
             }
             match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut data = Vec::with_capacity(entry.size().min(1 << 20) as usize);
-                    entry.read_to_end(&mut data).map_err(&corrupt)?;
-                    out.entries.push((path, Some(data)));
+                    let size = entry.size();
+                    let kept = keep(n, &mut entry, size).map_err(&corrupt)?;
+                    if direct {
+                        acc.apply_entry(path, Some(kept));
+                    } else {
+                        out.entries.push((path, Some(kept)));
+                    }
                 }
+                tar::EntryType::Directory if direct => acc.apply_entry(path, None),
                 tar::EntryType::Directory => out.entries.push((path, None)),
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     let target = entry
@@ -1205,7 +1605,7 @@ fn remove_under_set(set: &mut BTreeSet<String>, dir: &str) {
     }
 }
 
-impl Acc {
+impl<V> Acc<V> {
     fn clear_under(&mut self, dir: &str) {
         if dir.is_empty() {
             self.files.clear();
@@ -1221,13 +1621,15 @@ impl Acc {
     fn ensure_parents(&mut self, path: &str) {
         let mut cur = path;
         while let Some((parent, _)) = cur.rsplit_once('/') {
-            self.files.remove(parent);
-            self.dirs.insert(parent.to_string());
+            if !self.dirs.contains(parent) {
+                self.files.remove(parent);
+                self.dirs.insert(parent.to_string());
+            }
             cur = parent;
         }
     }
 
-    fn apply(&mut self, layer: LayerEntries) {
+    fn apply(&mut self, layer: LayerEntries<V>) {
         for dir in &layer.opaque {
             self.clear_under(dir);
         }
@@ -1237,18 +1639,22 @@ impl Acc {
             self.clear_under(p);
         }
         for (path, data) in layer.entries {
-            self.ensure_parents(&path);
-            match data {
-                Some(d) => {
-                    if self.dirs.remove(&path) {
-                        self.clear_under(&path);
-                    }
-                    self.files.insert(path, d);
+            self.apply_entry(path, data);
+        }
+    }
+
+    fn apply_entry(&mut self, path: String, data: Option<V>) {
+        self.ensure_parents(&path);
+        match data {
+            Some(d) => {
+                if self.dirs.remove(&path) {
+                    self.clear_under(&path);
                 }
-                None => {
-                    self.files.remove(&path);
-                    self.dirs.insert(path);
-                }
+                self.files.insert(path, d);
+            }
+            None => {
+                self.files.remove(&path);
+                self.dirs.insert(path);
             }
         }
     }

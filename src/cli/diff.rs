@@ -2,8 +2,9 @@
 //! artifacts (directories, `REPO:TAG`, `REPO@sha256:...`, `oci:PATH:TAG`). Exit 0 equal, 2
 //! different, 1 error.
 
-use super::lint::{RegistryArgs, files_of};
-use crate::artifact::diff::{ChangeKind, content_diff};
+use super::lint::RegistryArgs;
+use crate::artifact::diff::{ChangeKind, scanned_diff};
+use crate::artifact::scan::Scan;
 use crate::ops::exit;
 use std::io::Write;
 
@@ -41,11 +42,16 @@ pub struct DiffArgs {
 
 pub async fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let sub = args.sub_path.as_deref();
-    let (a, b) = tokio::try_join!(
-        files_of(&args.a, sub, &args.registry),
-        files_of(&args.b, sub, &args.registry)
-    )?;
-    let d = content_diff(&a, &b);
+    let registry = args.registry.registry();
+    // Each side is read one file at a time (twice for the files that differ), so that two
+    // large artifacts never sit in memory.
+    // Joined rather than raced, so that when both fail the error named is always A's.
+    let (a, b) = tokio::join!(
+        Scan::open(&args.a, sub, &registry),
+        Scan::open(&args.b, sub, &registry)
+    );
+    let (a, b) = (a?, b?);
+    let d = tokio::task::spawn_blocking(move || scanned_diff(&a, &b)).await??;
     let text = match args.format {
         DiffFormat::Json => {
             let mut v = serde_json::to_value(&d)?;
