@@ -15,9 +15,3 @@ pub mod plan;
 pub mod registry;
 pub mod render;
 pub mod retry;
-
-/// Lint and content diffs build and drop millions of small JSON values; glibc's malloc spent
-/// about a third of lint's time in allocation and free (perf, 20,000 dashboards), mimalloc a
-/// fraction of that.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
