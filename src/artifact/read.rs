@@ -574,6 +574,29 @@ impl Source {
         Ok(bytes)
     }
 
+    /// Opens a registry layer's byte stream. Only opening is retried: once bytes flow into a
+    /// reader, a broken download is reported (as a corrupt or short layer) rather than spliced.
+    async fn layer_stream(
+        &self,
+        client: &oci_client::Client,
+        reference: &oci_client::Reference,
+        info: &LayerInfo,
+    ) -> Result<oci_client::client::SizedStream, ReadError> {
+        let desc = OciDescriptor {
+            media_type: info.media_type.clone(),
+            digest: info.digest.clone(),
+            size: info.size as i64,
+            ..Default::default()
+        };
+        crate::retry::retry(
+            self.retry_what("layer", &info.digest),
+            crate::retry::oci_transient,
+            || client.pull_blob_stream(reference, &desc),
+        )
+        .await
+        .map_err(|e| self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e)))
+    }
+
     /// The layer blob as a file, unchecked (its reader checks it): a layout's blob in place, or
     /// a registry's downloaded to an anonymous temporary file, which goes when it is closed.
     /// The download stops at the first byte past the descriptor's size.
@@ -586,19 +609,7 @@ impl Source {
                 client, reference, ..
             } => (client, reference),
         };
-        let desc = OciDescriptor {
-            media_type: info.media_type.clone(),
-            digest: info.digest.clone(),
-            size: info.size as i64,
-            ..Default::default()
-        };
-        let mut stream = crate::retry::retry(
-            self.retry_what("layer", &info.digest),
-            crate::retry::oci_transient,
-            || client.pull_blob_stream(reference, &desc),
-        )
-        .await
-        .map_err(|e| self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e)))?;
+        let mut stream = self.layer_stream(client, reference, info).await?;
         let io_err = |source| ReadError::Io {
             reference: self.name().to_string(),
             what: "layer",
@@ -648,23 +659,7 @@ impl Source {
             Source::Registry {
                 client, reference, ..
             } => {
-                let desc = OciDescriptor {
-                    media_type: info.media_type.clone(),
-                    digest: info.digest.clone(),
-                    size: info.size as i64,
-                    ..Default::default()
-                };
-                // Only opening the stream is retried: once bytes flow into the reader, a broken
-                // download is reported (as a corrupt or short layer) rather than spliced.
-                let mut stream = crate::retry::retry(
-                    self.retry_what("layer", &info.digest),
-                    crate::retry::oci_transient,
-                    || client.pull_blob_stream(reference, &desc),
-                )
-                .await
-                .map_err(|e| {
-                    self.fetch_err("layer", &info.digest, crate::registry::error_chain(&e))
-                })?;
+                let mut stream = self.layer_stream(client, reference, &info).await?;
                 let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(16);
                 let job = tokio::task::spawn_blocking(move || {
                     let reader = ChannelReader {
