@@ -885,7 +885,10 @@ async fn resolve(
             "config",
             &config.digest,
             &config.media_type,
-            "not an image config, so not an image a kubelet can mount as a volume",
+            "not an image config, so not an image a kubelet can mount as a volume (containerd \
+             fails the pod with CreateContainerError: \"failed to unpack image volume: \
+             mismatched image rootfs and manifest layers\"); push it as an image instead \
+             (perses-oci push, or a `FROM scratch` image built with buildah or docker)",
         ));
     }
     let layer_count = v["layers"].as_array().map_or(0, Vec::len);

@@ -404,13 +404,18 @@ async fn apply_prepared(prepared: &ops::apply::Prepared, opts: &ops::apply::Appl
                     .map(|e| e.env.clone())
                     .collect();
                 eprintln!(
-                    "Applied: {}. Failed: {}. Not applied: {}.",
+                    "Applied: {}. Failed: {}{}. Not applied: {}.",
                     if applied.is_empty() {
                         "none".to_string()
                     } else {
                         applied.join(", ")
                     },
                     env.env,
+                    if e.written() {
+                        " (written; its rollout did not finish)"
+                    } else {
+                        ""
+                    },
                     if rest.is_empty() {
                         "none".to_string()
                     } else {
@@ -455,10 +460,11 @@ async fn apply(g: &Global, a: &ApplyArgs) -> anyhow::Result<i32> {
     Ok(apply_prepared(&prepared, &opts).await)
 }
 
+/// The live side of one environment (history, rollback): tags are not resolved.
 async fn env_context(g: &Global, env: &str) -> anyhow::Result<ops::plan::EnvContext> {
     let project = config::load_project(&g.dir)?;
     let desired = config::load_env(&project, env)?;
-    ops::plan::observe_env(&desired, g.kubeconfig.clone())
+    ops::plan::observe_env_live(&desired, g.kubeconfig.clone())
         .await
         .map_err(|m| anyhow::anyhow!("environment {env}: {m}"))
 }

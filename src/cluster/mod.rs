@@ -8,7 +8,7 @@ pub mod rollout;
 
 use crate::model::{FIELD_MANAGER, Target, WorkloadKind};
 use crate::retry::{kube_transient, retry};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
@@ -378,6 +378,61 @@ impl Cluster {
             .await
             .map_err(|e| self.error(e, "get", "configmaps", namespace, name))?;
         Ok(cm.and_then(|c| c.data).and_then(|mut d| d.remove(key)))
+    }
+
+    /// The imagePullSecrets of a service account; `None` when it cannot be read (no RBAC `get`
+    /// on serviceaccounts, or it does not exist).
+    pub async fn account_pull_secrets(&self, namespace: &str, name: &str) -> Option<Vec<String>> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!(
+            "API server of context {}: get serviceaccounts {namespace}/{name}",
+            self.context
+        );
+        let sa = retry(what, kube_transient, || api.get_opt(name))
+            .await
+            .ok()??;
+        Some(
+            sa.image_pull_secrets
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.name)
+                .collect(),
+        )
+    }
+
+    /// The registries a pull secret holds credentials for (the keys of its Docker config; the
+    /// credentials themselves are neither kept nor shown). `None` when it cannot be read.
+    pub async fn secret_registries(&self, namespace: &str, name: &str) -> Option<Vec<String>> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!(
+            "API server of context {}: get secrets {namespace}/{name}",
+            self.context
+        );
+        let secret = retry(what, kube_transient, || api.get_opt(name))
+            .await
+            .ok()??;
+        let data = secret.data.unwrap_or_default();
+        let mut out = Vec::new();
+        if let Some(b) = data.get(".dockerconfigjson")
+            && let Ok(v) = serde_json::from_slice::<Value>(&b.0)
+            && let Some(auths) = v["auths"].as_object()
+        {
+            out.extend(
+                auths
+                    .keys()
+                    .map(|k| crate::plan::pull::registry_of_auth_key(k)),
+            );
+        }
+        if let Some(b) = data.get(".dockercfg")
+            && let Ok(Value::Object(auths)) = serde_json::from_slice::<Value>(&b.0)
+        {
+            out.extend(
+                auths
+                    .keys()
+                    .map(|k| crate::plan::pull::registry_of_auth_key(k)),
+            );
+        }
+        Some(out)
     }
 
     /// Server-side apply of `body` with field manager perses-oci. `dry_run` asks the server what

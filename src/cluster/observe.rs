@@ -3,8 +3,8 @@
 //! No I/O, so the shape of Kubernetes objects is tested without a cluster.
 
 use crate::model::{
-    ArtifactState, FIELD_MANAGER, HISTORY_ANNOTATION, LastWrite, LiveArtifact, LiveMount, Revision,
-    Target,
+    ArtifactState, FIELD_MANAGER, HISTORY_ANNOTATION, LastWrite, LiveArtifact, LiveMount,
+    PullIdentity, Revision, Target,
 };
 use serde_json::{Value, json};
 
@@ -24,6 +24,7 @@ pub struct Extracted {
     /// `(configmap name, key)` of the Perses config the container reads, when found.
     pub config_source: Option<(String, String)>,
     pub history: Vec<Revision>,
+    pub pull: PullIdentity,
 }
 
 fn pod_spec(obj: &Value) -> &Value {
@@ -101,7 +102,25 @@ pub fn extract(obj: &Value, target: &Target) -> Result<Extracted, ShapeError> {
         mounts,
         config_source: config_source(obj, c),
         history: history(obj),
+        pull: pull_identity(obj),
     })
+}
+
+/// The pull secrets and service account of the pod template.
+pub fn pull_identity(obj: &Value) -> PullIdentity {
+    let spec = pod_spec(obj);
+    PullIdentity {
+        secrets: spec["imagePullSecrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| str_of(&s["name"]))
+            .collect(),
+        service_account: str_of(&spec["serviceAccountName"])
+            .or_else(|| str_of(&spec["serviceAccount"]))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into()),
+    }
 }
 
 /// The applied revisions recorded on the workload; an unreadable annotation counts as none

@@ -245,6 +245,19 @@ pub struct Observed {
     pub provisioning_folders: Option<Vec<String>>,
     /// What perses-oci applied before, newest last (from the workload's annotation).
     pub history: Vec<Revision>,
+    /// What the kubelet pulls the pod's images with.
+    #[serde(default)]
+    pub pull: PullIdentity,
+}
+
+/// What a kubelet pulls a pod's images (and image volumes) with: the pod template's
+/// `imagePullSecrets`, and those of its service account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullIdentity {
+    /// `spec.template.spec.imagePullSecrets[].name`.
+    pub secrets: Vec<String>,
+    /// `spec.template.spec.serviceAccountName` (`default` when unset).
+    pub service_account: String,
 }
 
 /// The annotation on the workload's metadata that holds the applied revisions.

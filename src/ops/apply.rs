@@ -53,13 +53,24 @@ pub enum ApplyError {
         state: String,
     },
     #[error(
-        "environment {env}: the rollout of {workload} failed: {state}.\n  To go back to the previous revision run: perses-oci rollback --env {env}"
+        "environment {env}: the rollout of {workload} failed: {state}.\n  The change is applied; to go back to the previous revision run: perses-oci rollback --env {env}"
     )]
     RolloutFailed {
         env: String,
         workload: String,
         state: String,
     },
+}
+
+impl ApplyError {
+    /// Whether the environment was written before the error (its rollout then failed or timed
+    /// out): what the summary line and a retry need to know.
+    pub fn written(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::RolloutTimeout { .. } | ApplyError::RolloutFailed { .. }
+        )
+    }
 }
 
 impl From<ClusterError> for ApplyError {

@@ -767,6 +767,7 @@ mod tests {
             artifacts: arts,
             provisioning_folders: Some(vec![MOUNT.into()]),
             history,
+            pull: Default::default(),
         }
     }
 

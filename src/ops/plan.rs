@@ -15,9 +15,9 @@ use crate::model::{
     Resolved, Severity, Target, WorkloadKind, WorkloadRef,
 };
 use crate::plan::{desired_state, diff};
-use crate::registry::Registry;
+use crate::registry::{Anonymous, ImageName, Registry};
 use futures::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::OnceCell;
@@ -276,6 +276,7 @@ fn observe_manifest(
         mounts: ex.mounts,
         provisioning_folders: folders,
         history: ex.history,
+        pull: ex.pull,
     };
     Ok(EnvContext {
         backend: Backend::Manifest(ManifestFile {
@@ -366,10 +367,35 @@ pub async fn observe_env(
     observe_env_in(&Session::new(kubeconfig), desired).await
 }
 
+/// The live side of an environment only: its tags are not resolved (`resolved` is empty).
+/// What `history` and `rollback` need: a rollback restores recorded digests, and must work when
+/// the file's tag is gone from the registry, the very case it is often run for.
+pub async fn observe_env_live(
+    desired: &Desired,
+    kubeconfig: Option<PathBuf>,
+) -> Result<EnvContext, String> {
+    observe_env_with(&Session::new(kubeconfig), desired, false).await
+}
+
 /// [`observe_env`] with the clients of a session.
 pub async fn observe_env_in(session: &Session, desired: &Desired) -> Result<EnvContext, String> {
+    observe_env_with(session, desired, true).await
+}
+
+async fn observe_env_with(
+    session: &Session,
+    desired: &Desired,
+    resolve: bool,
+) -> Result<EnvContext, String> {
     let target = &desired.target;
     let registry = session.registry(&desired.registry);
+    let resolve_all = |desired, session| async move {
+        if resolve {
+            resolve_all(desired, session).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
     if let Some(path) = &target.manifest {
         let resolved = resolve_all(desired, session).await?;
         return observe_manifest(desired, path, resolved, registry);
@@ -400,6 +426,7 @@ pub async fn observe_env_in(session: &Session, desired: &Desired) -> Result<EnvC
         mounts: ex.mounts,
         provisioning_folders: folders,
         history: ex.history,
+        pull: ex.pull,
     };
     Ok(EnvContext {
         desired: desired.clone(),
@@ -662,12 +689,20 @@ pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
     let (mut changes, mut checks) = diff(&ctx.desired, &ctx.observed, &ctx.resolved);
     let mut content = Vec::new();
     let needs_dry_run = !changes.is_empty();
-    let ((), dry_run) = tokio::join!(
+    let written: Vec<String> = changes
+        .iter()
+        .filter(|c| c.after.is_some())
+        .map(|c| c.artifact.clone())
+        .collect();
+    let pulls = pull_checks(ctx, &written);
+    let ((), dry_run, pulls) = tokio::join!(
         content_checks(ctx, &mut changes, &mut content),
-        dry_run_checks(ctx, needs_dry_run)
+        dry_run_checks(ctx, needs_dry_run),
+        pulls
     );
     checks.extend(content);
     checks.extend(dry_run);
+    checks.extend(pulls);
     EnvPlan {
         env: ctx.desired.env.clone(),
         target: ctx.desired.target.clone(),
@@ -681,6 +716,72 @@ pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
             resource_version: ctx.observed.resource_version.clone(),
         }),
     }
+}
+
+/// Whether the nodes can pull each artifact a change writes (`plan::pull`): asked only of
+/// registries perses-oci itself needs credentials for, with one anonymous request each.
+async fn pull_checks(ctx: &EnvContext, written: &[String]) -> Vec<Check> {
+    let Some(cluster) = ctx.backend.cluster() else {
+        return Vec::new();
+    };
+    let ns = &ctx.desired.target.namespace;
+    let mut checks = Vec::new();
+    let mut account: Option<Option<Vec<String>>> = None;
+    let mut secrets: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
+    for artifact in written {
+        let Some(spec) = ctx.desired.artifacts.iter().find(|a| &a.name == artifact) else {
+            continue;
+        };
+        if layout_dir(&ctx.desired, &spec.image).is_some() {
+            continue;
+        }
+        let registry = ImageName::parse(&spec.image).registry;
+        // Anonymous for perses-oci is anonymous for the kubelet too.
+        if !matches!(
+            crate::registry::credentials(&registry).await,
+            Ok(oci_client::secrets::RegistryAuth::Basic(..)
+                | oci_client::secrets::RegistryAuth::Bearer(..))
+        ) {
+            continue;
+        }
+        let reference = ctx
+            .resolved
+            .iter()
+            .find(|r| r.name == spec.name)
+            .map(|r| r.digest.clone())
+            .unwrap_or_else(|| spec.tag.clone());
+        let status = match ctx.registry.anonymous_pull(&spec.image, &reference).await {
+            Ok(Anonymous::Refused(code)) => code,
+            Ok(Anonymous::Allowed) | Err(_) => continue,
+        };
+        let pull = &ctx.observed.pull;
+        if account.is_none() {
+            account = Some(
+                cluster
+                    .account_pull_secrets(ns, &pull.service_account)
+                    .await,
+            );
+        }
+        let account_secrets = account.clone().flatten();
+        for name in pull.secrets.iter().chain(account_secrets.iter().flatten()) {
+            if !secrets.contains_key(name) {
+                let regs = cluster.secret_registries(ns, name).await;
+                secrets.insert(name.clone(), regs);
+            }
+        }
+        if let Some(c) = crate::plan::pull::pull_check(&crate::plan::pull::PullFacts {
+            artifact: &spec.name,
+            registry: &registry,
+            namespace: ns,
+            refused_status: status,
+            pull,
+            account_secrets: account_secrets.as_deref(),
+            secret_registries: &secrets,
+        }) {
+            checks.push(c);
+        }
+    }
+    checks
 }
 
 /// The server-side dry run of an environment with changes on a cluster: what the API server

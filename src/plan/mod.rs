@@ -1,6 +1,8 @@
 //! The pure diff: desired state + observed state + resolved digests -> changes and checks.
 //! No async, no I/O; every rule about what is a change, and why, lives here.
 
+pub mod pull;
+
 use crate::cluster::observe::path_contains;
 use crate::model::{
     Action, ArtifactSpec, ArtifactState, Change, Check, Desired, FIELD_MANAGER, LiveArtifact,
@@ -312,6 +314,7 @@ mod tests {
             artifacts: arts,
             provisioning_folders: Some(vec!["/etc/perses/provisioning".into()]),
             history: vec![],
+            pull: Default::default(),
         }
     }
 

@@ -19,7 +19,10 @@ pub enum RegistryError {
     /// The reference does not parse.
     #[error("invalid image reference {reference:?}: {message}")]
     BadReference { reference: String, message: String },
-    #[error("tag {tag:?} not found in repository {repository:?} of registry {registry}")]
+    #[error(
+        "{} not found in repository {repository:?} of registry {registry}",
+        if tag.starts_with("sha256:") { format!("manifest {tag}") } else { format!("tag {tag:?}") }
+    )]
     TagNotFound {
         registry: String,
         repository: String,
@@ -219,6 +222,76 @@ impl Registry {
         match digest.await {
             Ok(d) => Ok(d),
             Err(e) => Err(classify(e, &name, tag, &auth, &client, &reference).await),
+        }
+    }
+}
+
+/// What a registry answers an anonymous pull of one manifest: `Anonymous::Allowed`, or
+/// `Refused` with the status, which means a kubelet needs credentials (an imagePullSecret) to
+/// pull it. A client of its own: oci-client keeps the credentials a client used per registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    Allowed,
+    Refused(u16),
+}
+
+impl Registry {
+    /// Whether `image@digest` (or `image:tag`) can be pulled without credentials.
+    pub async fn anonymous_pull(
+        &self,
+        image: &str,
+        reference: &str,
+    ) -> Result<Anonymous, RegistryError> {
+        let name = ImageName::parse(image);
+        let sep = if reference.starts_with("sha256:") {
+            "@"
+        } else {
+            ":"
+        };
+        let parsed = parse_reference(&format!("{image}{sep}{reference}"))?;
+        let plain = self.is_plain(&name.registry).await;
+        let protocol = if plain {
+            ClientProtocol::HttpsExcept(vec![name.registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let client = Client::new(ClientConfig {
+            protocol,
+            extra_root_certificates: self.extra_roots()?,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(30)),
+            ..Default::default()
+        });
+        let what = format!("registry {}: anonymous pull of {image}", name.registry);
+        let head = crate::retry::retry(what, crate::retry::oci_transient, || {
+            client.fetch_manifest_digest(&parsed, &RegistryAuth::Anonymous)
+        });
+        match head.await {
+            Ok(_) => Ok(Anonymous::Allowed),
+            Err(
+                OciDistributionError::UnauthorizedError { .. }
+                | OciDistributionError::AuthenticationFailure(_),
+            ) => Ok(Anonymous::Refused(401)),
+            Err(OciDistributionError::ServerError { code, .. }) if code == 401 || code == 403 => {
+                Ok(Anonymous::Refused(code))
+            }
+            Err(OciDistributionError::RegistryError { envelope, .. })
+                if envelope.errors.iter().any(|x| {
+                    let c = format!("{:?}", x.code);
+                    c.eq_ignore_ascii_case("Unauthorized") || c.eq_ignore_ascii_case("Denied")
+                }) =>
+            {
+                Ok(Anonymous::Refused(401))
+            }
+            Err(e) => Err(classify(
+                e,
+                &name,
+                reference,
+                &RegistryAuth::Anonymous,
+                &client,
+                &parsed,
+            )
+            .await),
         }
     }
 }

@@ -74,7 +74,8 @@ fn unmanaged(obj: &Value) -> Value {
 async fn add_sidecar(context: &str, ns: &str) {
     let api: Api<StatefulSet> = Api::namespaced(bed().client(context).await, ns);
     let patch = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"template": {"spec": {
-        "containers": [{"name": "sidecar", "image": "busybox:1", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}}});
+        "containers": [{"name": "sidecar", "image": bed().busybox_image, "command": ["sleep", "3600"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}}});
     api.patch(
         "perses",
         &PatchParams::apply("other-team"),
@@ -114,6 +115,7 @@ async fn add_update_remove_and_second_apply_writes_nothing() {
     );
     let sidecar = &after["spec"]["template"]["spec"]["containers"][1];
     assert_eq!(sidecar["name"], "sidecar");
+    assert_eq!(sidecar["command"], json!(["sleep", "3600"]));
     assert_eq!(
         sidecar["volumeMounts"],
         json!([{"name": "data", "mountPath": "/data"}])
@@ -326,6 +328,21 @@ async fn apply_all_in_order_and_stops_at_first_failure() {
     assert!(volume(&get("prod", &ns_p2).await, "perses-resources").is_none());
 }
 
+/// Sets the Perses container's readiness probe (as another team would, with its own field
+/// manager): how long the kubelet takes to call a new pod ready, or that it never does.
+async fn set_readiness(context: &str, ns: &str, probe: Value) {
+    let api: Api<StatefulSet> = Api::namespaced(bed().client(context).await, ns);
+    let patch = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"template": {"spec": {
+        "containers": [{"name": "perses", "readinessProbe": probe}]}}}});
+    api.patch(
+        "perses",
+        &PatchParams::apply("other-team").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn concurrent_applies_one_writes_other_names_holder_and_rollout_waits() {
     let bed = bed();
@@ -338,16 +355,23 @@ async fn concurrent_applies_one_writes_other_names_holder_and_rollout_waits() {
         &dashboards("v2"),
     )
     .await;
+    // The kubelet calls a new pod ready no sooner than 6 s after it starts: the first apply
+    // holds the lease for at least that long, waiting for the real rollout.
+    set_readiness(
+        "prod",
+        &ns,
+        json!({"httpGet": {"path": "/api/v1/health", "port": 8080}, "initialDelaySeconds": 6, "periodSeconds": 1}),
+    )
+    .await;
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
     // Another checkout (another pipeline) with another tag for the same workload.
     let other = project(&[("prod", env_toml("prod", &ns, &image, "v2", ""))]);
-    // The first apply waits for a rollout that the test plays later, holding the lease.
     let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("perses-oci"));
     first
         .envs(bed.vars.iter().map(|(k, v)| (k, v)))
         .arg("--dir")
         .arg(dir.path())
-        .args(["apply", "--auto-approve", "--timeout", "60s"]);
+        .args(["apply", "--auto-approve", "--timeout", "120s"]);
     first
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -376,18 +400,16 @@ async fn concurrent_applies_one_writes_other_names_holder_and_rollout_waits() {
         err.contains("locked by admin@") && err.contains("since"),
         "{err}"
     );
-    // Play the StatefulSet controller: the first apply finishes.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    support::mark_rolled_out(&client, &ns, "perses", "perses-2").await;
+    // The real StatefulSet controller and kubelet finish the first apply's rollout.
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("rolled out"), "{stdout}");
+    assert!(
+        stdout.contains("pods ready") || stdout.contains("pods updated"),
+        "{stdout}"
+    );
     assert!(
         leases
             .get_opt("perses-oci-statefulset-perses")
@@ -396,16 +418,30 @@ async fn concurrent_applies_one_writes_other_names_holder_and_rollout_waits() {
             .is_none(),
         "lease released"
     );
+    let sts: Api<StatefulSet> = Api::namespaced(client, &ns);
+    let status = sts.get("perses").await.unwrap().status.unwrap();
+    assert_eq!(status.current_revision, status.update_revision);
+    assert_eq!(status.ready_replicas, Some(1));
 }
 
 #[tokio::test]
 async fn rollout_timeout_names_state_and_rollback_command() {
     let (ns, image, _) = scenario("prod", None, "v1").await;
+    // A pod that never becomes ready (nothing listens on the probed port): the kubelet keeps it
+    // running and not ready, and the wait ends at its timeout.
+    set_readiness(
+        "prod",
+        &ns,
+        json!({"httpGet": {"path": "/api/v1/health", "port": 9}, "periodSeconds": 1}),
+    )
+    .await;
     let dir = project(&[("prod", env_toml("prod", &ns, &image, "v1", ""))]);
-    let (code, out, err) = run(dir.path(), &["apply", "--auto-approve", "--timeout", "2s"]);
+    let (code, out, err) = run(dir.path(), &["apply", "--auto-approve", "--timeout", "8s"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
-        err.contains("did not finish within") && err.contains("perses-oci rollback --env prod"),
+        err.contains("did not finish within 8s")
+            && err.contains("0 of 1 pods ready")
+            && err.contains("perses-oci rollback --env prod"),
         "{err}"
     );
 }

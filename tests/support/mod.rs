@@ -1,12 +1,15 @@
-//! Test support: one real test bed (etcd + kube-apiserver clusters, OCI registries) per test
-//! binary, started through `scripts/testbed up` so tests and people use the same bed, and
-//! helpers to create Perses workloads as the Helm chart renders them and to push small images.
+//! Test support: one real test bed (etcd + kube-apiserver clusters, a real node for `prod` and
+//! `staging`, OCI registries) per test binary, started through `scripts/testbed up` so tests and
+//! people use the same bed, and helpers to create Perses workloads as the Helm chart renders
+//! them and to push small images.
 #![allow(dead_code)]
+
+pub mod node;
 
 use flate2::{Compression, write::GzEncoder};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
@@ -33,6 +36,17 @@ pub struct Bed {
     pub registry_tls: String,
     pub registry_ca: PathBuf,
     pub docker_config: PathBuf,
+    /// The bed's kubectl (same version as the API servers).
+    pub kubectl: PathBuf,
+    /// helm 3 and helm 4, built by `scripts/testbed install`.
+    pub helm3: PathBuf,
+    pub helm4: PathBuf,
+    pub oras: PathBuf,
+    /// Clusters with a node (kubelet + containerd, controllers, scheduler).
+    pub nodes: Vec<String>,
+    /// Images every node can pull: busybox, and the Perses server as the chart runs it.
+    pub busybox_image: String,
+    pub perses_image: String,
     /// All exported variables, to pass to child processes.
     pub vars: Vec<(String, String)>,
     // Keeps the temporary bed directory alive for the whole test binary.
@@ -101,6 +115,17 @@ impl Bed {
             registry_tls: get("PERSES_OCI_TEST_REGISTRY_TLS"),
             registry_ca: get("PERSES_OCI_TEST_REGISTRY_CA").into(),
             docker_config: get("DOCKER_CONFIG").into(),
+            kubectl: get("PERSES_OCI_TEST_KUBECTL").into(),
+            helm3: get("PERSES_OCI_TEST_HELM3").into(),
+            helm4: get("PERSES_OCI_TEST_HELM4").into(),
+            oras: get("PERSES_OCI_TEST_ORAS").into(),
+            nodes: get("PERSES_OCI_TEST_NODES")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            busybox_image: get("PERSES_OCI_TEST_BUSYBOX_IMAGE"),
+            perses_image: get("PERSES_OCI_TEST_PERSES_IMAGE"),
             vars,
             _tmp: tmp,
         }
@@ -178,6 +203,19 @@ pub async fn create_namespace(client: &kube::Client, name: &str) {
     api.create(&PostParams::default(), &ns)
         .await
         .expect("create namespace");
+    // Where a controller manager runs, the ServiceAccount admission plugin refuses pods until
+    // the namespace's `default` service account exists: wait for it (a second at most).
+    // (A cluster runs the service account controller when namespace `default` has one.)
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let defaults: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    if matches!(defaults.get_opt("default").await, Ok(Some(_))) {
+        for _ in 0..50 {
+            match sas.get_opt("default").await {
+                Ok(Some(_)) => return,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
 }
 
 /// An image volume as the Helm chart's `ociArtifacts` renders it.
@@ -205,15 +243,27 @@ impl ChartArtifact {
 /// The Perses server config the chart renders (file database, one provisioning folder).
 pub const CHART_CONFIG_YAML: &str = "database:\n  file:\n    folder: /perses\n    extension: json\nprovisioning:\n  folders:\n    - /etc/perses/provisioning\n  interval: 10m\n";
 
-/// The StatefulSet the Perses chart renders for release `perses`, as JSON.
+/// The Perses image the workloads run: the bed's own (its registry, which every node can pull
+/// from), or the upstream name where no bed was started.
+pub fn perses_image() -> String {
+    BED.get()
+        .map(|b| b.perses_image.clone())
+        .unwrap_or_else(|| "persesdev/perses:v0.54.0".into())
+}
+
+/// The StatefulSet the Perses chart renders for release `perses` (values: the bed's Perses
+/// image, `readinessProbe.initialDelaySeconds=1`, `periodSeconds=2`), as JSON. On a bed
+/// cluster with a node it really runs: tests that need the chart's exact output use helm.
 pub fn chart_statefulset(namespace: &str, artifact: Option<&ChartArtifact>) -> Value {
     let mut mounts = vec![
         json!({"name": "config", "mountPath": "/etc/perses/config"}),
         json!({"name": "data", "mountPath": "/perses"}),
+        json!({"name": "plugins", "mountPath": "/etc/perses/plugins"}),
     ];
     let mut volumes = vec![
         json!({"name": "config", "configMap": {"name": "perses", "defaultMode": 420}}),
         json!({"name": "data", "emptyDir": {}}),
+        json!({"name": "plugins", "emptyDir": {}}),
     ];
     if let Some(a) = artifact {
         let mut m = json!({"name": a.name, "mountPath": a.mount_path});
@@ -255,11 +305,28 @@ pub fn chart_statefulset(namespace: &str, artifact: Option<&ChartArtifact>) -> V
                     "annotations": {"checksum/config": hex::encode(Sha256::digest(CHART_CONFIG_YAML))},
                 },
                 "spec": {
+                    "securityContext": {"fsGroup": 2000},
                     "containers": [{
                         "name": "perses",
-                        "image": "persesdev/perses:v0.54.0",
-                        "args": ["--config=/etc/perses/config/config.yaml", "--log.level=info"],
+                        "image": perses_image(),
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": ["--config=/etc/perses/config/config.yaml",
+                                 "--web.listen-address=:8080", "--web.hide-port=false",
+                                 "--web.telemetry-path=/metrics", "--log.level=info",
+                                 "--log.method-trace=true"],
                         "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {
+                            "httpGet": {"path": "/api/v1/health", "port": "http", "scheme": "HTTP"},
+                            "initialDelaySeconds": 1, "periodSeconds": 2, "timeoutSeconds": 5,
+                            "successThreshold": 1, "failureThreshold": 5,
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": true,
+                            "runAsNonRoot": true,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "volumeMounts": mounts,
                     }],
                     "volumes": volumes,
@@ -292,42 +359,6 @@ pub async fn create_chart_workload(
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     let obj: StatefulSet = serde_json::from_value(chart_statefulset(namespace, artifact)).unwrap();
     sts.create(&pp, &obj).await.expect("create statefulset")
-}
-
-/// Plays the StatefulSet controller: writes the status subresource.
-pub async fn set_statefulset_status(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    status: Value,
-) -> StatefulSet {
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-    sts.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .expect("patch statefulset status")
-}
-
-/// Marks a StatefulSet as fully rolled out at its current generation and revision `rev`.
-pub async fn mark_rolled_out(client: &kube::Client, namespace: &str, name: &str, rev: &str) {
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-    let cur = sts.get(name).await.unwrap();
-    let generation = cur.metadata.generation.unwrap_or(1);
-    let replicas = cur.spec.and_then(|s| s.replicas).unwrap_or(1);
-    set_statefulset_status(
-        client,
-        namespace,
-        name,
-        json!({
-            "observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
-            "currentReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas,
-            "currentRevision": rev, "updateRevision": rev,
-        }),
-    )
-    .await;
 }
 
 /// Which registry of the bed, and how to reach it.
