@@ -11,6 +11,7 @@ pub mod config;
 pub mod manifest;
 pub mod model;
 pub mod ops;
+pub mod perses;
 pub mod plan;
 pub mod registry;
 pub mod render;

@@ -4,9 +4,9 @@
 //! specs are masked. `content_diff` takes two file lists in memory; `scanned_diff` takes two
 //! `Scan`s and reads one file at a time, parsing only what it needs.
 
-use super::lint::{ResourceKey, cmp_paths, file_resources, is_resource_file};
 use super::scan::{Scan, ScanError};
 pub use crate::model::{ContentChange as ChangeKind, ContentDiff, ResourceChange};
+use crate::perses::{ResourceKey, cmp_paths, file_resources, is_resource_file};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -22,7 +22,7 @@ const MASK: &str = "(masked)";
 fn resources(files: &[(String, Vec<u8>)]) -> BTreeMap<ResourceKey, (String, Value)> {
     let mut sorted: Vec<&(String, Vec<u8>)> =
         files.iter().filter(|(p, _)| is_resource_file(p)).collect();
-    sorted.sort_by(|a, b| super::lint::cmp_paths(&a.0, &b.0));
+    sorted.sort_by(|a, b| crate::perses::cmp_paths(&a.0, &b.0));
     let mut out = BTreeMap::new();
     // Every identifiable object counts, loaded or not: a diff shows what the files say, and
     // lint says separately what Perses would skip. In reading order, so the definition Perses

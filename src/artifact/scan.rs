@@ -5,9 +5,9 @@
 //! temporary files), with every check of `artifact::read` on the first read and each file's
 //! sha256 on the next ones.
 
-use super::lint::{self, LintError, is_resource_file};
 use super::read::{self, FileMeta, Indexed, Limits, ReadError};
 use super::source::Source;
+use crate::perses::{self as lint, LintError, is_resource_file};
 use crate::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -76,7 +76,7 @@ pub async fn load(source: &Source, registry: &Registry) -> Result<Loaded, String
 }
 
 fn load_dir(dir: &Path) -> Result<Loaded, String> {
-    let tree = super::lint::read_tree(dir).map_err(|e| e.to_string())?;
+    let tree = crate::perses::read_tree(dir).map_err(|e| e.to_string())?;
     Ok(Loaded {
         files: Arc::new(tree.files),
         digest: None,

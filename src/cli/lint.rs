@@ -1,9 +1,9 @@
 //! `perses-oci lint (DIR | REF)`: check Perses resource files, in a directory before they ship
 //! or in a pushed artifact (`REPO:TAG`, `REPO@sha256:...`, `oci:PATH:TAG`).
 
-use crate::artifact::lint;
 use crate::artifact::source::{self, Source};
 use crate::ops::exit;
+use crate::perses as lint;
 use std::io::Write;
 use std::path::PathBuf;
 

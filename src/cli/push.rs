@@ -131,7 +131,7 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
 /// dashboard in `prod/` and `staging/` is not a duplicate, and a project defined in `prod/`
 /// does not exist for `staging/`.
 fn lint_before_push(dir: &std::path::Path, files: &[String]) -> Result<(), String> {
-    use crate::artifact::lint;
+    use crate::perses as lint;
     let at_root = files
         .iter()
         .any(|p| lint::is_resource_file(p) && !p.contains('/'));

@@ -3,9 +3,9 @@
 //! `subPath` candidates) and Perses resources per kind.
 
 use crate::artifact::layout::{LayoutError, LayoutRef};
-use crate::artifact::lint;
 use crate::artifact::read::{self, Limits, ReadError, Tree};
 use crate::model::RegistrySettings;
+use crate::perses as lint;
 use crate::registry::Registry;
 use std::collections::BTreeMap;
 

@@ -5,7 +5,6 @@
 
 use crate::artifact::diff::content_diff;
 use crate::artifact::layout::{Layout, LayoutRef};
-use crate::artifact::lint::{self, lint_files};
 use crate::artifact::source::{self, Source};
 use crate::cluster::{self, Cluster, ClusterError, observe};
 use crate::config::{self, Project};
@@ -14,6 +13,7 @@ use crate::model::{
     Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, RegistrySettings,
     Resolved, Severity, Target, WorkloadKind, WorkloadRef,
 };
+use crate::perses::{self as lint, lint_files};
 use crate::plan::{desired_state, diff};
 use crate::registry::{Anonymous, ImageName, Registry};
 use futures::StreamExt;

@@ -1,0 +1,385 @@
+//! The checks of one decoded object, by kind: what Perses' decoding refuses (the whole file is
+//! then skipped), what its services refuse when they create the resource (only that resource),
+//! and what it stores where it is unusable.
+
+mod dashboard;
+#[cfg(test)]
+mod tests;
+
+use super::decode::{ParsedObject, type_name};
+use super::report::{Problem, Resource, Status};
+use super::{MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS, PROJECT_SCOPED_KINDS, PROVISIONABLE_KINDS};
+use dashboard::{check_dashboard_spec, variable_name_problem};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// The problem with a `metadata.name`, if any.
+pub fn check_name(name: &str) -> Option<String> {
+    id_problem(name).map(|p| match p {
+        IdProblem::Empty => "metadata.name is empty".to_string(),
+        IdProblem::Bad(why) => format!("metadata.name {name:?} {why}"),
+    })
+}
+
+pub(crate) enum IdProblem {
+    Empty,
+    /// What is wrong, as the end of a sentence about the name.
+    Bad(String),
+}
+
+/// `ValidateID` (perses/spec go/common/validate.go): non-empty, at most 75 bytes, and
+/// `^[a-zA-Z0-9_.-]+$`. Used for resource names and dashboard variable names.
+pub(crate) fn id_problem(name: &str) -> Option<IdProblem> {
+    if name.is_empty() {
+        return Some(IdProblem::Empty);
+    }
+    let len = name.chars().count();
+    let bad: BTreeSet<char> = name
+        .chars()
+        .filter(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        .collect();
+    let mut parts = Vec::new();
+    if len > MAX_NAME_LEN {
+        parts.push(format!(
+            "is {len} characters long; Perses allows at most {MAX_NAME_LEN}"
+        ));
+    }
+    if !bad.is_empty() {
+        let listed: Vec<String> = bad.iter().map(|c| format!("{c:?}")).collect();
+        parts.push(format!(
+            "contains {}; only letters, digits, '_', '.' and '-' are allowed",
+            listed.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(IdProblem::Bad(parts.join(", and ")))
+    }
+}
+
+/// What one object contributes before the tree-wide checks.
+pub(crate) struct Checked {
+    pub(crate) resource: Option<Resource>,
+    pub(crate) facts: Facts,
+    /// Whether Perses decodes this object (its whole file is skipped otherwise).
+    pub(crate) decodes: bool,
+    /// The project a Project object defines, when it decodes (as written).
+    pub(crate) defines_project: Option<String>,
+    /// Prefix that names the object in messages of a multi-object file.
+    pub(crate) label: String,
+}
+
+/// What the tree-wide checks need to know of one resource.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Facts {
+    /// Perses refuses the object when it applies it, whatever the rest of the tree holds.
+    pub(crate) refused: bool,
+    /// The project it names, when it must exist (as written, non-empty).
+    pub(crate) needs_project: Option<String>,
+    /// A project-scoped object with an empty or absent project: stored outside any project.
+    pub(crate) no_project: bool,
+    /// For a Datasource or GlobalDatasource: `spec.default` and `spec.plugin.kind`.
+    pub(crate) datasource: Option<(bool, String)>,
+}
+
+/// The problems of one object, by what they make Perses do.
+#[derive(Default)]
+pub(crate) struct Found {
+    /// Decoding fails: Perses skips the whole file.
+    pub(crate) decoding: Vec<String>,
+    /// Perses refuses this object when it applies it.
+    pub(crate) refusals: Vec<String>,
+    /// Perses stores it, but where it is unusable.
+    pub(crate) unusable: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+}
+
+pub(crate) fn check_object(
+    path: &str,
+    obj: &ParsedObject,
+    index: usize,
+    json: bool,
+    problems: &mut Vec<Problem>,
+) -> Checked {
+    let line = obj.line;
+    let empty = Map::new();
+    let map = obj.value.as_object().unwrap_or(&empty);
+    let mut found = Found::default();
+    let mut facts = Facts::default();
+
+    // The kind picks the struct to decode into (`modelV1.GetStruct`, pkg/model/api/v1/kind.go);
+    // EphemeralDashboard has one, but no provisioning service (`provisioning.getService`).
+    let kind = match map.get("kind") {
+        None => {
+            found
+                .decoding
+                .push("no `kind` field: Perses cannot tell what this object is".into());
+            None
+        }
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(other) => {
+            found.decoding.push(format!(
+                "`kind` must be a string, found {}",
+                type_name(other)
+            ));
+            None
+        }
+    };
+    let k = kind.as_deref().unwrap_or_default();
+    let provisionable = PROVISIONABLE_KINDS.contains(&k);
+    let ephemeral = k == "EphemeralDashboard";
+    if ephemeral {
+        found.refusals.push(kind_message(k));
+    } else if kind.is_some() && !provisionable {
+        found.decoding.push(kind_message(k));
+    }
+
+    let metadata = match map.get("metadata") {
+        Some(Value::Object(m)) => m,
+        None => {
+            found.decoding.push("no `metadata` object".into());
+            &empty
+        }
+        Some(other) => {
+            found.decoding.push(format!(
+                "`metadata` must be an object, found {}",
+                type_name(other)
+            ));
+            &empty
+        }
+    };
+    let name = match metadata.get("name") {
+        Some(Value::String(n)) => {
+            found.decoding.extend(check_name(n));
+            Some(n.clone())
+        }
+        None if map.contains_key("metadata") => {
+            found.decoding.push("metadata.name is missing".into());
+            None
+        }
+        None => None,
+        Some(other) => {
+            found.decoding.push(format!(
+                "metadata.name must be a string, found {}",
+                type_name(other)
+            ));
+            None
+        }
+    };
+    found
+        .decoding
+        .extend(check_tags(metadata.get("tags"), json));
+
+    let scoped = PROJECT_SCOPED_KINDS.contains(&k);
+    let raw_project = metadata.get("project");
+    let project = if scoped || ephemeral {
+        match raw_project {
+            Some(Value::String(p)) if !p.is_empty() => {
+                facts.needs_project = Some(p.clone());
+                Some(p.clone())
+            }
+            // `applyEntity` checks the project only when there is one
+            // (internal/api/provisioning/provisioning.go): the service stores the resource
+            // with an empty project.
+            Some(Value::String(_)) | None | Some(Value::Null) if scoped => {
+                let how = if raw_project.is_some_and(Value::is_string) {
+                    "empty"
+                } else {
+                    "missing"
+                };
+                facts.no_project = true;
+                found.unusable.push(format!(
+                    "metadata.project is {how}: a {k} must belong to a project (Perses v0.54 \
+                     stores it outside any project, where no page of the UI shows it)"
+                ));
+                None
+            }
+            Some(Value::String(_)) | None | Some(Value::Null) => None,
+            Some(other) => {
+                found.decoding.push(format!(
+                    "metadata.project must be a string, found {}",
+                    type_name(other)
+                ));
+                None
+            }
+        }
+    } else {
+        let named = raw_project
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty());
+        if let (true, Some(p)) = (provisionable, named) {
+            found.warnings.push(format!(
+                "metadata.project {p:?} is ignored: {k} is not a project resource"
+            ));
+        }
+        // Unknown kinds keep their project in the listing; it helps to recognise them.
+        named.filter(|_| !provisionable).map(str::to_string)
+    };
+
+    let spec = map.get("spec");
+    match k {
+        "Dashboard" | "EphemeralDashboard" => check_dashboard_spec(k, spec, json, &mut found),
+        "Datasource" | "GlobalDatasource" => {
+            match spec {
+                None => found
+                    .decoding
+                    .push(format!("spec is missing: Perses refuses a {k} without one")),
+                Some(Value::Null) => found
+                    .decoding
+                    .push(format!("spec is null: Perses refuses a {k} without one")),
+                Some(Value::Object(s)) if s.is_empty() => found
+                    .decoding
+                    .push(format!("spec is empty: Perses refuses a {k} without one")),
+                Some(Value::Object(_)) => {}
+                Some(other) => found.decoding.push(format!(
+                    "spec must be an object, found {}",
+                    type_name(other)
+                )),
+            }
+            let spec = spec.and_then(Value::as_object).unwrap_or(&empty);
+            let plugin = spec
+                .get("plugin")
+                .and_then(|p| p.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            facts.datasource = Some((
+                spec.get("default") == Some(&Value::Bool(true)),
+                plugin.to_string(),
+            ));
+        }
+        "Variable" => {
+            // The Variable service refuses the name when it creates the resource
+            // (`validate.Variable`, internal/api/validate/validate.go). GlobalVariable's
+            // service does not check it in v0.54 (internal/api/impl/v1/globalvariable).
+            if let Some(p) = name.as_deref().and_then(variable_name_problem) {
+                found
+                    .refusals
+                    .push(format!("{p}; the Variable service refuses it"));
+            }
+        }
+        _ => {}
+    }
+
+    let resource = match (&kind, &name) {
+        (Some(k), Some(n)) => Some(Resource {
+            kind: k.clone(),
+            project: project.filter(|p| !p.is_empty()),
+            name: n.clone(),
+            path: path.to_string(),
+            line,
+            // Filled in by `check_file` when the caller keeps values: moving the object there
+            // avoids a deep copy of every dashboard.
+            value: Value::Null,
+            status: Status::Refused,
+            overwritten_by: None,
+        }),
+        _ => None,
+    };
+    let label = match &resource {
+        Some(r) if !r.name.is_empty() => format!("{}: ", r.key()),
+        _ => format!("object {}: ", index + 1),
+    };
+    let decodes = found.decoding.is_empty();
+    facts.refused = !found.refusals.is_empty();
+    let errors = found
+        .decoding
+        .iter()
+        .chain(&found.refusals)
+        .chain(&found.unusable);
+    for e in errors {
+        problems.push(Problem::error(line, format!("{label}{e}")));
+    }
+    for w in &found.warnings {
+        problems.push(Problem::warning(line, format!("{label}{w}")));
+    }
+    let defines_project = match (&resource, decodes) {
+        (Some(r), true) if r.kind == "Project" => Some(r.name.clone()),
+        _ => None,
+    };
+    Checked {
+        resource,
+        facts,
+        decodes,
+        defines_project,
+        label,
+    }
+}
+
+/// `metadata.tags`, as `Metadata.validateTags` (pkg/model/api/v1/metadata.go) checks them while
+/// decoding any kind: a set (duplicates count once) of at most 20 tags, none empty, none with
+/// leading or trailing whitespace (Go's `strings.TrimSpace`), none longer than 50 characters.
+pub(crate) fn check_tags(tags: Option<&Value>, json: bool) -> Vec<String> {
+    let items = match tags {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return vec![format!(
+                "metadata.tags must be a list of strings, found {}",
+                type_name(other)
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    let mut set: Vec<String> = Vec::new();
+    for item in items {
+        let tag = match item {
+            Value::String(s) => s.clone(),
+            // A null element decodes to "" in JSON and in YAML.
+            Value::Null => String::new(),
+            // YAML decodes a scalar into a string (`1` is "1"); JSON refuses it.
+            Value::Number(n) if !json => n.to_string(),
+            Value::Bool(b) if !json => b.to_string(),
+            other => {
+                problems.push(format!(
+                    "metadata.tags must hold strings, found {}",
+                    type_name(other)
+                ));
+                continue;
+            }
+        };
+        if !set.contains(&tag) {
+            set.push(tag);
+        }
+    }
+    if set.len() > MAX_TAGS {
+        problems.push(format!(
+            "metadata.tags holds {} different tags; Perses allows at most {MAX_TAGS}",
+            set.len()
+        ));
+    }
+    for tag in &set {
+        let trimmed = tag.trim();
+        if trimmed.is_empty() {
+            problems.push(format!("tag {tag:?} is empty: Perses refuses empty tags"));
+        } else if trimmed != tag {
+            problems.push(format!(
+                "tag {tag:?} starts or ends with whitespace, which Perses refuses"
+            ));
+        } else if tag.chars().count() > MAX_TAG_LEN {
+            problems.push(format!(
+                "tag {tag:?} is {} characters long; Perses allows at most {MAX_TAG_LEN}",
+                tag.chars().count()
+            ));
+        }
+    }
+    problems
+}
+
+pub(crate) fn kind_message(kind: &str) -> String {
+    if kind == "EphemeralDashboard" {
+        return "kind EphemeralDashboard cannot be provisioned: Perses refuses it (create it \
+                through the API instead)"
+            .into();
+    }
+    if let Some(k) = PROVISIONABLE_KINDS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(kind))
+    {
+        return format!("unknown kind {kind:?}: kinds are case-sensitive, did you mean {k}?");
+    }
+    format!(
+        "kind {kind:?} cannot be provisioned; Perses provisions {}",
+        PROVISIONABLE_KINDS.join(", ")
+    )
+}
