@@ -191,3 +191,108 @@ fn a_layer_rewritten_between_two_reads_is_refused() {
         "{e}"
     );
 }
+
+/// `perses-oci lint --format json` of `what`, without the field naming the input.
+fn lint_json(what: &str, sub: Option<&str>) -> (i32, Value) {
+    let mut cmd = bin();
+    cmd.args(["lint", what, "--format", "json"]);
+    if let Some(s) = sub {
+        cmd.args(["--sub-path", s]);
+    }
+    let out = cmd.output().unwrap();
+    let mut v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    v.as_object_mut().unwrap().remove("root");
+    (out.status.code().unwrap(), v)
+}
+
+fn umoci(args: &[&str]) {
+    let out = std::process::Command::new("umoci")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The lint of an image (read once, linted on the way, one file in memory per core) is the
+/// lint of the directory a container would see: for perses-oci's own one-layer image, and for
+/// an image of two layers where the second replaces, deletes (a whiteout) and adds files.
+#[test]
+fn an_image_lints_as_the_directory_a_container_sees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let mut files = files_a();
+    files.push(("prod/broken.json".into(), "{\"kind\": ".into()));
+    files.push(("prod/README.md".into(), "not a resource".into()));
+    write(&dir, &files);
+    let layout = push(&dir, &tmp.path().join("la"));
+    for sub in [None, Some("prod")] {
+        let want = lint_json(dir.to_str().unwrap(), sub);
+        assert_eq!(want.0, 1, "the tree has a broken file");
+        assert_eq!(lint_json(&layout, sub), want, "{sub:?}");
+    }
+
+    // Two layers, as umoci writes them: the second rewrites a dashboard, removes one and adds
+    // a broken file.
+    let l2 = tmp.path().join("l2");
+    let l2s = l2.to_str().unwrap();
+    let bundle = tmp.path().join("bundle");
+    let bundles = bundle.to_str().unwrap();
+    umoci(&["init", "--layout", l2s]);
+    umoci(&["new", "--image", &format!("{l2s}:v1")]);
+    umoci(&[
+        "unpack",
+        "--rootless",
+        "--image",
+        &format!("{l2s}:v1"),
+        bundles,
+    ]);
+    write(&bundle.join("rootfs"), &files_a());
+    umoci(&["repack", "--image", &format!("{l2s}:v1"), bundles]);
+    let bundle = tmp.path().join("bundle2");
+    let bundles = bundle.to_str().unwrap();
+    umoci(&[
+        "unpack",
+        "--rootless",
+        "--image",
+        &format!("{l2s}:v1"),
+        bundles,
+    ]);
+    let rootfs = bundle.join("rootfs");
+    std::fs::remove_file(rootfs.join("prod/gone.json")).unwrap();
+    std::fs::write(
+        rootfs.join("prod/fmt.json"),
+        dash("fmt", r#"{"changed":true}"#),
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("prod/late.json"), "[1, 2]").unwrap();
+    umoci(&["repack", "--image", &format!("{l2s}:v1"), bundles]);
+    let m: Value = {
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(l2.join("index.json")).unwrap()).unwrap();
+        let d = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .replace("sha256:", "");
+        serde_json::from_slice(&std::fs::read(l2.join("blobs/sha256").join(d)).unwrap()).unwrap()
+    };
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+    let image = format!("oci:{l2s}:v1");
+    for sub in [None, Some("prod")] {
+        let want = lint_json(rootfs.to_str().unwrap(), sub);
+        let got = lint_json(&image, sub);
+        assert_eq!(got, want, "{sub:?}");
+        let paths: Vec<&str> = got.1["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert!(!paths.iter().any(|p| p.ends_with("gone.json")), "{paths:?}");
+        assert!(paths.iter().any(|p| p.ends_with("late.json")), "{paths:?}");
+    }
+}

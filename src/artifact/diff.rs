@@ -6,7 +6,7 @@
 
 use super::scan::{Scan, ScanError};
 pub use crate::model::{ContentChange as ChangeKind, ContentDiff, ResourceChange};
-use crate::perses::{ResourceKey, cmp_paths, file_resources, is_resource_file};
+use crate::perses::{Resource, ResourceKey, cmp_paths, file_resources, is_resource_file};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -218,8 +218,12 @@ fn add_defs(defs: &mut Defs, path: &str, bytes: &[u8], keep: bool) {
 }
 
 fn add_keys(shared: &mut Shared, path: &str, bytes: &[u8]) {
+    add_keys_of(shared, path, &file_resources(path, bytes));
+}
+
+fn add_keys_of(shared: &mut Shared, path: &str, resources: &[Resource]) {
     let path: Arc<str> = path.into();
-    for (n, r) in file_resources(&path, bytes).into_iter().enumerate() {
+    for (n, r) in resources.iter().enumerate() {
         let key = key_id(&r.kind, r.project.as_deref(), &r.name);
         if shared
             .get(&key)
@@ -263,8 +267,31 @@ fn winner<'a>(own: Option<&'a Def>, shared: Option<&'a (Arc<str>, usize)>) -> Op
     }
 }
 
+/// The resources of a file of `b` as `file_resources` lists them (in order), when the caller has
+/// parsed `b` already (to lint it, say); `None` for a file it does not know.
+pub type KnownResources<'a> = &'a (dyn Fn(&str) -> Option<Vec<Resource>> + Sync);
+
+/// `scanned_diff`, taking the resources of `b`'s files from `known`: the files identical on
+/// both sides are then not read again (most of a large tree, when one dashboard changes).
+pub fn scanned_diff_known(
+    a: &Scan,
+    b: &Scan,
+    known: KnownResources,
+) -> Result<ContentDiff, ScanError> {
+    scanned_diff_full(a, b, KEEP_VALUES_BYTES, Some(known))
+}
+
 /// `scanned_diff` with the threshold for keeping values as a parameter (for the tests).
 pub fn scanned_diff_with(a: &Scan, b: &Scan, keep_bytes: u64) -> Result<ContentDiff, ScanError> {
+    scanned_diff_full(a, b, keep_bytes, None)
+}
+
+fn scanned_diff_full(
+    a: &Scan,
+    b: &Scan,
+    keep_bytes: u64,
+    known: Option<KnownResources>,
+) -> Result<ContentDiff, ScanError> {
     let same: BTreeSet<&str> = a
         .files
         .iter()
@@ -295,9 +322,17 @@ pub fn scanned_diff_with(a: &Scan, b: &Scan, keep_bytes: u64) -> Result<ContentD
         // are identical ones, and parsing them is most of the work. A short queue: files in
         // flight are memory (64 of them cost 10-25 MB of peak on the 1 GB diff).
         let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(8);
-        let parser = t.spawn(|| {
+        // Identical files whose resources the caller knows are not read.
+        let mut shared = Shared::new();
+        let mut unknown_same: Vec<&str> = Vec::new();
+        for p in &same {
+            match known.and_then(|k| k(p)) {
+                Some(resources) => add_keys_of(&mut shared, p, &resources),
+                None => unknown_same.push(p),
+            }
+        }
+        let parser = t.spawn(move || {
             let mut bd = Defs::new();
-            let mut shared = Shared::new();
             for (p, bytes) in rx {
                 if same.contains(p.as_str()) {
                     add_keys(&mut shared, &p, &bytes)
@@ -307,7 +342,10 @@ pub fn scanned_diff_with(a: &Scan, b: &Scan, keep_bytes: u64) -> Result<ContentD
             }
             (bd, shared)
         });
-        let wanted = db.iter().map(String::as_str).chain(same.iter().copied());
+        let wanted = db
+            .iter()
+            .map(String::as_str)
+            .chain(unknown_same.iter().copied());
         let rb = b.read(wanted, &mut |p, bytes| {
             // The parser only stops by panicking, which the join below reports.
             let _ = tx.send((p.to_string(), bytes));
@@ -495,14 +533,35 @@ mod tests {
             }
         }
         let (sa, sb) = scans(tmp.path(), sub);
-        let at = |files: &[(String, Vec<u8>)]| {
-            crate::artifact::source::at_sub_path(&files.to_vec(), sub).unwrap()
+        let at = |files: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+            let Some(sp) = sub.map(|s| s.trim_matches('/')).filter(|s| !s.is_empty()) else {
+                return files.to_vec();
+            };
+            files
+                .iter()
+                .filter_map(|(p, b)| {
+                    p.strip_prefix(&format!("{sp}/"))
+                        .map(|r| (r.to_string(), b.clone()))
+                })
+                .collect()
         };
         let want = content_diff(&at(a), &at(b));
         for keep in [KEEP_VALUES_BYTES, 0] {
             let got = scanned_diff_with(&sa, &sb, keep).unwrap();
             assert_eq!(got, want, "keep_bytes {keep}");
         }
+        // With the resources of `b` known from its lint, identical files are not read again,
+        // and the answer is the same.
+        let sub = sub.map(|s| s.trim_matches('/'));
+        let report = crate::perses::lint_dir(&tmp.path().join("b"), sub, &[]).unwrap();
+        let known = |p: &str| {
+            report
+                .files
+                .iter()
+                .find(|f| f.path == p)
+                .map(|f| f.resources.clone())
+        };
+        assert_eq!(scanned_diff_known(&sa, &sb, &known).unwrap(), want);
         want
     }
 

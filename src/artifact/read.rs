@@ -293,6 +293,17 @@ pub async fn index_registry(
     index_from(&src, bytes, digest, None, limits).await
 }
 
+/// `index_registry`, handing the files `visit` wants to it on the way.
+pub async fn index_registry_visiting(
+    registry: &Registry,
+    image_ref: &str,
+    limits: Limits,
+    visit: (Box<Visit>, std::sync::Arc<VisitFilter>),
+) -> Result<Indexed, ReadError> {
+    let (src, bytes, digest) = open_registry(registry, image_ref).await?;
+    index_from_visiting(&src, bytes, digest, None, limits, Some(visit)).await
+}
+
 /// The top manifest of `image_ref`, checked against the reference's digest.
 async fn open_registry(
     registry: &Registry,
@@ -365,6 +376,25 @@ pub async fn read_layout(path: &Path, tag: &str, limits: Limits) -> Result<Tree,
 pub async fn index_layout(path: &Path, tag: &str, limits: Limits) -> Result<Indexed, ReadError> {
     let (src, bytes, desc) = open_layout(path, tag).await?;
     index_from(&src, bytes, desc.digest, Some(desc.media_type), limits).await
+}
+
+/// `index_layout`, handing the files `visit` wants to it on the way.
+pub async fn index_layout_visiting(
+    path: &Path,
+    tag: &str,
+    limits: Limits,
+    visit: (Box<Visit>, std::sync::Arc<VisitFilter>),
+) -> Result<Indexed, ReadError> {
+    let (src, bytes, desc) = open_layout(path, tag).await?;
+    index_from_visiting(
+        &src,
+        bytes,
+        desc.digest,
+        Some(desc.media_type),
+        limits,
+        Some(visit),
+    )
+    .await
 }
 
 async fn open_layout(path: &Path, tag: &str) -> Result<(Source, Vec<u8>, Desc), ReadError> {
@@ -970,6 +1000,15 @@ async fn resolve(
     Ok((tree, infos))
 }
 
+/// Sees the bytes of a file while an image is indexed: `(position, path, bytes)`, the position
+/// as `FileMeta::position` gives it. A later layer (or a later entry of one) may replace or
+/// remove the file: keep only what the index's final `FileMeta` names. Until the index
+/// returns, the layer holding the bytes is not yet checked against its digest.
+pub type Visit = dyn FnMut((usize, usize), &str, Vec<u8>) + Send;
+
+/// Which files a visit gets: those the predicate takes (by path).
+pub type VisitFilter = dyn Fn(&str) -> bool + Send + Sync;
+
 /// `read_from`, keeping each file's sha256 and size instead of its bytes.
 async fn index_from(
     src: &Source,
@@ -978,6 +1017,19 @@ async fn index_from(
     top_hint: Option<String>,
     limits: Limits,
 ) -> Result<Indexed, ReadError> {
+    index_from_visiting(src, top, top_digest, top_hint, limits, None).await
+}
+
+/// `index_from`, handing the bytes of the files `visit` wants to it on the way (one pass over
+/// the layers serves the index and, say, a lint).
+async fn index_from_visiting(
+    src: &Source,
+    top: Vec<u8>,
+    top_digest: String,
+    top_hint: Option<String>,
+    limits: Limits,
+    mut visit: Option<(Box<Visit>, std::sync::Arc<VisitFilter>)>,
+) -> Result<Indexed, ReadError> {
     let (mut tree, infos) = resolve(src, top, top_digest, top_hint).await?;
     let mut acc: Acc<FileMeta> = Acc::new(src.name(), limits.max_bytes);
     let mut layers = Vec::with_capacity(infos.len());
@@ -985,21 +1037,38 @@ async fn index_from(
         let file = src.layer_file(&info).await?;
         let input = rewound(src.name(), &file, &info)?;
         let job_info = info.clone();
-        acc = tokio::task::spawn_blocking(move || {
+        let mut job_visit = visit.take();
+        let (next_acc, back) = tokio::task::spawn_blocking(move || {
             // One buffer for every file: a large tree's allocations churn the allocator's pages.
             let mut buf = vec![0u8; 64 << 10];
             let mut hash =
-                |entry: usize, r: &mut dyn Read, _size: u64| hash_entry(i, entry, r, &mut buf);
-            read_layer_with(
+                |entry: usize, path: &str, r: &mut dyn Read, size: u64| match &mut job_visit {
+                    Some((f, wanted)) if wanted(path) => {
+                        let mut data = Vec::with_capacity(size.min(64 << 20) as usize);
+                        r.read_to_end(&mut data)?;
+                        let meta = FileMeta {
+                            sha256: Sha256::digest(&data).into(),
+                            size: data.len() as u64,
+                            layer: i,
+                            entry,
+                        };
+                        f((i, entry), path, data);
+                        Ok(meta)
+                    }
+                    _ => hash_entry(i, entry, r, &mut buf),
+                };
+            let result = read_layer_with(
                 io::BufReader::with_capacity(BUF, input),
                 &job_info,
                 &mut acc,
                 &mut hash,
-            )
-            .map(|_| acc)
+            );
+            (result.map(|_| acc), job_visit)
         })
         .await
-        .expect("the layer reader does not panic")?;
+        .expect("the layer reader does not panic");
+        acc = next_acc?;
+        visit = back;
         layers.push((info, file));
     }
     tree.size = acc.files.values().map(|f| f.size).sum();
@@ -1052,6 +1121,12 @@ pub struct FileMeta {
 }
 
 impl FileMeta {
+    /// Where the file is in the image: (layer, entry of the layer's tar stream), as a `Visit`
+    /// is told.
+    pub fn position(&self) -> (usize, usize) {
+        (self.layer, self.entry)
+    }
+
     /// The sha256 and size of bytes held elsewhere (a directory's file).
     pub fn of_bytes(bytes: &[u8]) -> FileMeta {
         FileMeta {
@@ -1325,10 +1400,12 @@ impl<V> Default for LayerEntries<V> {
 
 /// What `read_layer_with` keeps of a regular file: called with the entry's position in the
 /// stream, its content and its size.
-type KeepFile<'a, V> = dyn FnMut(usize, &mut dyn Read, u64) -> io::Result<V> + 'a;
+/// What a layer reader keeps of a regular file: called with the entry's position in the tar
+/// stream, its normalised path, a reader of its bytes and its size.
+type KeepFile<'a, V> = dyn FnMut(usize, &str, &mut dyn Read, u64) -> io::Result<V> + 'a;
 
 fn read_layer<R: Read>(input: R, info: &LayerInfo, acc: &mut Acc) -> Result<(), ReadError> {
-    read_layer_with(input, info, acc, &mut |_, r, size| {
+    read_layer_with(input, info, acc, &mut |_, _, r, size| {
         let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
         r.read_to_end(&mut data)?;
         Ok(data)
@@ -1509,7 +1586,7 @@ fn read_tar<R: Read, V>(
             match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = entry.size();
-                    let kept = keep(n, &mut entry, size).map_err(&corrupt)?;
+                    let kept = keep(n, &path, &mut entry, size).map_err(&corrupt)?;
                     if direct {
                         acc.apply_entry(path, Some(kept));
                     } else {

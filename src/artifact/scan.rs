@@ -5,12 +5,13 @@
 //! temporary files), with every check of `artifact::read` on the first read and each file's
 //! sha256 on the next ones.
 
-use super::read::{self, FileMeta, Indexed, Limits, ReadError};
+use super::read::{self, FileMeta, Indexed, Limits, ReadError, Visit, VisitFilter};
 use super::source::Source;
-use crate::perses::{self as lint, LintError, is_resource_file};
+use crate::perses::{self as lint, LintError, LintPool, Note, Report, is_resource_file};
 use crate::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What is kept of a file between the reads (compare with `FileMeta::same_content`).
 pub type Meta = FileMeta;
@@ -51,6 +52,10 @@ pub struct Scan {
     pub what: String,
     /// The resource files (`lint::is_resource_file`) under the sub path, relative to it.
     pub files: BTreeMap<String, Meta>,
+    /// The other files under the sub path (Perses ignores them), relative to it.
+    pub others: BTreeMap<String, Meta>,
+    /// What a directory's walk did not read (links, special files).
+    pub warnings: Vec<Note>,
     /// `sub/`, or empty.
     prefix: String,
     backing: Backing,
@@ -64,6 +69,23 @@ enum Backing {
 }
 
 impl Scan {
+    /// What describes the image (its reference, digests, platforms, annotations, sizes,
+    /// directories; not its files): `None` for a directory.
+    pub fn image(&self) -> Option<&read::Tree> {
+        match &self.backing {
+            Backing::Image(i) => Some(&i.tree),
+            Backing::Dir(_) => None,
+        }
+    }
+
+    /// Whether `at` is where the last version of `path` was read (see `open_with`).
+    pub fn is_final(&self, path: &str, at: (usize, usize)) -> bool {
+        match &self.backing {
+            Backing::Dir(_) => true,
+            Backing::Image(_) => self.files.get(path).is_some_and(|m| m.position() == at),
+        }
+    }
+
     /// Opens `what` (a directory, `REPO:TAG`, `REPO@sha256:...`, `oci:PATH:TAG`) and reads each
     /// file once, keeping its sha256 and size. `sub_path` selects a folder as
     /// `source::at_sub_path` does, with the same error when it holds no file.
@@ -72,22 +94,131 @@ impl Scan {
         sub_path: Option<&str>,
         registry: &Registry,
     ) -> Result<Scan, ScanError> {
+        let source = Source::parse(what).map_err(ScanError::Source)?;
+        Scan::open_visiting(what, source, sub_path, registry, None).await
+    }
+
+    /// `open` of a source already parsed (`what` names it in messages).
+    pub async fn open_source(
+        what: &str,
+        source: Source,
+        sub_path: Option<&str>,
+        registry: &Registry,
+    ) -> Result<Scan, ScanError> {
+        Scan::open_visiting(what, source, sub_path, registry, None).await
+    }
+
+    /// An artifact with no file (the live side of an artifact being added).
+    pub fn empty(what: &str) -> Scan {
+        Scan {
+            what: what.to_string(),
+            files: BTreeMap::new(),
+            others: BTreeMap::new(),
+            warnings: Vec::new(),
+            prefix: String::new(),
+            backing: Backing::Dir(PathBuf::new()),
+        }
+    }
+
+    /// `open`, linting the resource files under the sub path on the way: one read of the
+    /// artifact serves the index and the lint, whose files are parsed on every core, one file
+    /// in memory per core. The report is what `lint_dir` gives for the same files (an image's
+    /// later layers replace or delete files as a container sees them).
+    pub async fn open_linted(
+        what: &str,
+        sub_path: Option<&str>,
+        registry: &Registry,
+        known_projects: &[String],
+    ) -> Result<(Scan, Report), ScanError> {
+        let source = Source::parse(what).map_err(ScanError::Source)?;
+        Scan::open_source_linted(what, source, sub_path, registry, known_projects).await
+    }
+
+    /// `open_linted` of a source already parsed (`what` names it in messages).
+    pub async fn open_source_linted(
+        what: &str,
+        source: Source,
+        sub_path: Option<&str>,
+        registry: &Registry,
+        known_projects: &[String],
+    ) -> Result<(Scan, Report), ScanError> {
+        let pool = LintPool::new();
+        let mut feed = pool.feeder();
+        let visit: Box<Visit> = Box::new(move |at, path, bytes| feed(at, path, bytes));
+        let scan = Scan::open_visiting(what, source, sub_path, registry, Some(visit)).await;
+        let mut linter = tokio::task::spawn_blocking(move || pool.finish())
+            .await
+            .expect("lint does not panic");
+        let scan = scan?;
+        linter.retain_at(|path, at| scan.is_final(path, at));
+        for other in scan.others.keys() {
+            linter.add(other, &[]);
+        }
+        let mut report = linter.finish(known_projects);
+        report.warnings.extend(scan.warnings.iter().cloned());
+        report
+            .warnings
+            .sort_by(|a, b| lint::cmp_paths(&a.path, &b.path));
+        Ok((scan, report))
+    }
+
+    async fn open_visiting(
+        what: &str,
+        source: Source,
+        sub_path: Option<&str>,
+        registry: &Registry,
+        visit: Option<Box<Visit>>,
+    ) -> Result<Scan, ScanError> {
+        Scan::open_with(what, source, sub_path, registry, None, visit).await
+    }
+
+    /// `open`, handing the bytes of each resource file under the sub path (path relative to
+    /// it) to `visit` on the way. For an image, every version of a path is handed out: keep the
+    /// one whose position `Scan::files` names. `limits`: those of the environment when `None`.
+    pub async fn open_with(
+        what: &str,
+        source: Source,
+        sub_path: Option<&str>,
+        registry: &Registry,
+        limits: Option<Limits>,
+        visit: Option<Box<Visit>>,
+    ) -> Result<Scan, ScanError> {
         let sub = sub_path
             .map(|s| s.trim_matches('/'))
             .filter(|s| !s.is_empty())
             .map(str::to_string);
         let prefix = sub.as_ref().map(|s| format!("{s}/")).unwrap_or_default();
-        let source = Source::parse(what).map_err(ScanError::Source)?;
-        let limits = || Limits::from_env().map_err(ScanError::Read);
-        let mut indexed = match source {
-            Source::Dir(dir) => {
+        let limits = || match limits {
+            Some(l) => Ok(l),
+            None => Limits::from_env().map_err(ScanError::Read),
+        };
+        // The visit sees paths relative to the sub path, of resource files only.
+        let visit = visit.map(|mut f| {
+            let n = prefix.len();
+            let p = prefix.clone();
+            let filter: Arc<VisitFilter> = Arc::new(move |path: &str| {
+                path.strip_prefix(p.as_str()).is_some_and(is_resource_file)
+            });
+            let f: Box<Visit> = Box::new(move |at, path: &str, bytes| f(at, &path[n..], bytes));
+            (f, filter)
+        });
+        let mut indexed = match (source, visit) {
+            (Source::Dir(dir), visit) => {
                 let what = what.to_string();
-                return tokio::task::spawn_blocking(move || open_dir(what, &dir, sub.as_deref()))
-                    .await
-                    .expect("the directory reader does not panic");
+                return tokio::task::spawn_blocking(move || {
+                    open_dir(what, &dir, sub.as_deref(), visit.map(|(f, _)| f))
+                })
+                .await
+                .expect("the directory reader does not panic");
             }
-            Source::Layout(l) => read::index_layout(&l.path, &l.tag, limits()?).await?,
-            Source::Registry(r) => read::index_registry(registry, &r, limits()?).await?,
+            (Source::Layout(l), None) => read::index_layout(&l.path, &l.tag, limits()?).await?,
+            (Source::Layout(l), Some(v)) => {
+                read::index_layout_visiting(&l.path, &l.tag, limits()?, v).await?
+            }
+            (Source::Registry(r), None) => read::index_registry(registry, &r, limits()?).await?,
+            (Source::Registry(r), Some(v)) => {
+                read::index_registry_visiting(registry, &r, limits()?, v).await?
+            }
         };
         if let Some(sub) = &sub
             && !indexed.files.keys().any(|p| p.starts_with(&prefix))
@@ -100,6 +231,7 @@ impl Scan {
             return Err(no_sub_path(what, sub, &tops));
         }
         // Moved out rather than copied: an index of a large tree is most of what a diff holds.
+        let mut others = BTreeMap::new();
         let files: BTreeMap<String, Meta> = std::mem::take(&mut indexed.files)
             .into_iter()
             .filter_map(|(p, m)| {
@@ -108,12 +240,19 @@ impl Scan {
                 } else {
                     p.strip_prefix(&prefix)?.to_string()
                 };
-                is_resource_file(&rel).then_some((rel, m))
+                if is_resource_file(&rel) {
+                    Some((rel, m))
+                } else {
+                    others.insert(rel, m);
+                    None
+                }
             })
             .collect();
         Ok(Scan {
             what: what.to_string(),
             files,
+            others,
+            warnings: Vec::new(),
             prefix,
             backing: Backing::Image(Box::new(indexed)),
         })
@@ -200,17 +339,33 @@ fn no_sub_path(what: &str, sub: &str, tops: &[String]) -> ScanError {
     }
 }
 
-fn open_dir(what: String, dir: &Path, sub: Option<&str>) -> Result<Scan, ScanError> {
+fn open_dir(
+    what: String,
+    dir: &Path,
+    sub: Option<&str>,
+    mut visit: Option<Box<Visit>>,
+) -> Result<Scan, ScanError> {
     let mut files = BTreeMap::new();
-    let Some(sub) = sub else {
-        lint::visit_tree(dir, &mut |rel, bytes| {
-            if is_resource_file(&rel) {
-                files.insert(rel, meta_of(&bytes));
+    let mut others = BTreeMap::new();
+    let mut n = 0usize;
+    let mut take = |rel: String, bytes: Vec<u8>| {
+        if is_resource_file(&rel) {
+            files.insert(rel.clone(), meta_of(&bytes));
+            if let Some(f) = &mut visit {
+                f((0, n), &rel, bytes);
+                n += 1;
             }
-        })?;
+        } else {
+            others.insert(rel, meta_of(&bytes));
+        }
+    };
+    let Some(sub) = sub else {
+        let warnings = lint::visit_tree(dir, &mut |rel, bytes| take(rel, bytes))?;
         return Ok(Scan {
             what,
             files,
+            others,
+            warnings,
             prefix: String::new(),
             backing: Backing::Dir(dir.to_path_buf()),
         });
@@ -229,25 +384,27 @@ fn open_dir(what: String, dir: &Path, sub: Option<&str>) -> Result<Scan, ScanErr
             })
             .all(|real| real);
     let mut any = false;
-    if plain {
+    let warnings = if plain {
         lint::visit_tree(&root, &mut |rel, bytes| {
             any = true;
-            if is_resource_file(&rel) {
-                files.insert(rel, meta_of(&bytes));
-            }
-        })?;
+            take(rel, bytes);
+        })?
     } else {
         // The tree is still walked, as a load of the whole directory would, for its errors.
         let prefix = format!("{sub}/");
-        lint::visit_tree(dir, &mut |rel, bytes| {
+        let w = lint::visit_tree(dir, &mut |rel, bytes| {
             if let Some(rest) = rel.strip_prefix(&prefix) {
                 any = true;
-                if is_resource_file(rest) {
-                    files.insert(rest.to_string(), meta_of(&bytes));
-                }
+                take(rest.to_string(), bytes);
             }
         })?;
-    }
+        w.into_iter()
+            .filter_map(|mut n| {
+                n.path = n.path.strip_prefix(&prefix)?.to_string();
+                Some(n)
+            })
+            .collect()
+    };
     if !any {
         let mut paths = Vec::new();
         lint::visit_tree(dir, &mut |rel, _| paths.push(rel))?;
@@ -259,6 +416,8 @@ fn open_dir(what: String, dir: &Path, sub: Option<&str>) -> Result<Scan, ScanErr
     Ok(Scan {
         what,
         files,
+        others,
+        warnings,
         prefix: format!("{sub}/"),
         backing: Backing::Dir(root),
     })

@@ -68,7 +68,7 @@ pub fn human(i: &Inspection, tree: bool) -> String {
     let _ = writeln!(
         s,
         "size:        {}, {} ({} compressed)",
-        plural(t.files.len(), "file"),
+        plural(i.files.len(), "file"),
         human_bytes(t.size),
         human_bytes(t.layers_size)
     );
@@ -118,11 +118,7 @@ pub fn human(i: &Inspection, tree: bool) -> String {
             .dirs
             .iter()
             .map(|d| (d.as_str(), None))
-            .chain(
-                t.files
-                    .iter()
-                    .map(|(p, d)| (p.as_str(), Some(d.len() as u64))),
-            )
+            .chain(i.files.iter().map(|(p, n)| (p.as_str(), Some(*n))))
             .collect();
         paths.sort_by(|a, b| a.0.split('/').cmp(b.0.split('/')));
         for (p, size) in paths {
@@ -161,11 +157,13 @@ mod tests {
         };
         t.annotations
             .insert("org.opencontainers.image.title".into(), "res".into());
-        t.files
-            .insert("prod/a.json".into(), b"{\"kind\":\"Project\"}".to_vec());
-        t.files.insert("top.txt".into(), b"x".to_vec());
+        let mut files = std::collections::BTreeMap::new();
+        files.insert("prod/a.json".to_string(), 18u64);
+        files.insert("top.txt".to_string(), 1u64);
+        let mut decoded = std::collections::BTreeMap::new();
+        decoded.insert("prod/a.json".to_string(), Ok(vec!["Project".to_string()]));
         t.dirs.insert("prod".into());
-        let out = human(&ops::inspect::summarize(t), true);
+        let out = human(&ops::inspect::summarize(t, files, &decoded), true);
         assert_eq!(
             out,
             "\

@@ -1,7 +1,6 @@
 //! `perses-oci lint (DIR | REF)`: check Perses resource files, in a directory before they ship
 //! or in a pushed artifact (`REPO:TAG`, `REPO@sha256:...`, `oci:PATH:TAG`).
 
-use crate::artifact::source::{self, Source};
 use crate::ops::exit;
 use crate::perses as lint;
 use std::io::Write;
@@ -67,27 +66,21 @@ impl RegistryArgs {
     }
 }
 
-/// The files of a directory or image, at `sub_path`.
-pub async fn files_of(
-    what: &str,
-    sub_path: Option<&str>,
-    registry: &RegistryArgs,
-) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let source = Source::parse(what).map_err(anyhow::Error::msg)?;
-    let loaded = source::load(&source, &registry.registry())
-        .await
-        .map_err(anyhow::Error::msg)?;
-    source::at_sub_path(&loaded.files, sub_path).map_err(|e| anyhow::anyhow!("{what}: {e}"))
-}
-
 /// Lints, prints the report on stdout and returns the exit code.
 pub async fn run(args: &LintArgs) -> anyhow::Result<i32> {
     let mut report = if args.tree.is_dir() || !looks_like_ref(&args.tree) {
         lint::lint_dir(&args.tree, args.sub_path.as_deref(), &args.known_projects)?
     } else {
         let what = args.tree.to_string_lossy();
-        let files = files_of(&what, args.sub_path.as_deref(), &args.registry).await?;
-        lint::lint_files(&files, &args.known_projects)
+        let registry = args.registry.registry();
+        let (_, report) = crate::artifact::scan::Scan::open_linted(
+            &what,
+            args.sub_path.as_deref(),
+            &registry,
+            &args.known_projects,
+        )
+        .await?;
+        report
     };
     report.root = match &args.sub_path {
         Some(sub) => args.tree.join(sub).display().to_string(),

@@ -3,11 +3,14 @@
 //! `subPath` candidates) and Perses resources per kind.
 
 use crate::artifact::layout::{LayoutError, LayoutRef};
-use crate::artifact::read::{self, Limits, ReadError, Tree};
+use crate::artifact::read::{Limits, Tree};
+use crate::artifact::scan::{Scan, ScanError};
+use crate::artifact::source::Source;
 use crate::model::RegistrySettings;
 use crate::perses as lint;
 use crate::registry::Registry;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
 pub struct InspectOptions {
@@ -20,7 +23,7 @@ pub struct InspectOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error(transparent)]
-    Read(#[from] ReadError),
+    Scan(#[from] ScanError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
 }
@@ -35,7 +38,10 @@ pub struct Folder {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
+    /// What describes the image (its `files` are left empty: see `files`).
     pub tree: Tree,
+    /// Every file, with its size.
+    pub files: BTreeMap<String, u64>,
     pub folders: Vec<Folder>,
     /// Resources per `kind`, over the files Perses reads.
     pub kinds: BTreeMap<String, usize>,
@@ -45,22 +51,61 @@ pub struct Inspection {
     pub unreadable: Vec<String>,
 }
 
+/// What a file decodes to: the kinds of its objects, or `Err` when Perses skips it.
+pub type Decoded = Result<Vec<String>, ()>;
+
+/// Reads the image once, one file in memory at a time, decoding each resource file on the way.
 pub async fn inspect(opts: &InspectOptions) -> Result<Inspection, InspectError> {
-    let tree = match LayoutRef::parse(&opts.reference) {
-        Some(r) => {
-            let r = r?;
-            read::read_layout(&r.path, &r.tag, opts.limits).await?
-        }
-        None => {
-            let registry = Registry::new(opts.registry.clone());
-            read::pull_tree(&registry, &opts.reference, opts.limits).await?
-        }
+    let source = match LayoutRef::parse(&opts.reference) {
+        Some(r) => Source::Layout(r?),
+        None => Source::Registry(opts.reference.clone()),
     };
-    Ok(summarize(tree))
+    let registry = Registry::new(opts.registry.clone());
+    type Seen = Vec<((usize, usize), String, Decoded)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let sink = seen.clone();
+    let visit = Box::new(move |at, path: &str, bytes: Vec<u8>| {
+        let kinds = lint::parse_resources(path, &bytes)
+            .map(|objects| {
+                objects
+                    .iter()
+                    .map(|o| o["kind"].as_str().unwrap_or("(no kind)").to_string())
+                    .collect()
+            })
+            .map_err(|_| ());
+        sink.lock().unwrap().push((at, path.to_string(), kinds));
+    });
+    let scan = Scan::open_with(
+        &opts.reference,
+        source,
+        None,
+        &registry,
+        Some(opts.limits),
+        Some(visit),
+    )
+    .await?;
+    let decoded: BTreeMap<String, Decoded> = std::mem::take(&mut *seen.lock().unwrap())
+        .into_iter()
+        .filter(|(at, path, _)| scan.is_final(path, *at))
+        .map(|(_, path, kinds)| (path, kinds))
+        .collect();
+    let tree = scan.image().cloned().unwrap_or_default();
+    let files = scan
+        .files
+        .iter()
+        .chain(&scan.others)
+        .map(|(p, m)| (p.clone(), m.size))
+        .collect();
+    Ok(summarize(tree, files, &decoded))
 }
 
-/// Folder and kind counts of a tree (pure).
-pub fn summarize(tree: Tree) -> Inspection {
+/// Folder and kind counts of an image's files (pure): `files` are every file with its size,
+/// `decoded` what each resource file decodes to.
+pub fn summarize(
+    tree: Tree,
+    files: BTreeMap<String, u64>,
+    decoded: &BTreeMap<String, Decoded>,
+) -> Inspection {
     let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
     for d in &tree.dirs {
         if !d.contains('/') {
@@ -74,7 +119,7 @@ pub fn summarize(tree: Tree) -> Inspection {
     let mut kinds = BTreeMap::new();
     let mut resource_files = 0;
     let mut unreadable = Vec::new();
-    for (path, data) in &tree.files {
+    for (path, size) in &files {
         let top = path.split_once('/').map(|(t, _)| t).unwrap_or("");
         let f = folders.entry(top.to_string()).or_insert_with(|| Folder {
             name: top.to_string(),
@@ -82,22 +127,22 @@ pub fn summarize(tree: Tree) -> Inspection {
             bytes: 0,
         });
         f.files += 1;
-        f.bytes += data.len() as u64;
+        f.bytes += size;
         if lint::is_resource_file(path) {
             resource_files += 1;
-            match lint::parse_resources(path, data) {
-                Ok(objects) => {
-                    for o in objects {
-                        let kind = o["kind"].as_str().unwrap_or("(no kind)").to_string();
-                        *kinds.entry(kind).or_insert(0) += 1;
+            match decoded.get(path) {
+                Some(Ok(objects)) => {
+                    for kind in objects {
+                        *kinds.entry(kind.clone()).or_insert(0) += 1;
                     }
                 }
-                Err(_) => unreadable.push(path.clone()),
+                _ => unreadable.push(path.clone()),
             }
         }
     }
     Inspection {
         tree,
+        files,
         folders: folders.into_values().collect(),
         kinds,
         resource_files,
@@ -112,6 +157,8 @@ mod tests {
     #[test]
     fn folders_and_kinds_are_counted() {
         let mut tree = Tree::default();
+        let mut files = BTreeMap::new();
+        let mut decoded = BTreeMap::new();
         for (p, d) in [
             (
                 "prod/a.json",
@@ -125,11 +172,21 @@ mod tests {
             ("README.md", "hello"),
             ("prod/broken.json", "{"),
         ] {
-            tree.files.insert(p.into(), d.as_bytes().to_vec());
+            files.insert(p.to_string(), d.len() as u64);
+            if lint::is_resource_file(p) {
+                let kinds = lint::parse_resources(p, d.as_bytes())
+                    .map(|os| {
+                        os.iter()
+                            .map(|o| o["kind"].as_str().unwrap_or("(no kind)").to_string())
+                            .collect()
+                    })
+                    .map_err(|_| ());
+                decoded.insert(p.to_string(), kinds);
+            }
         }
         tree.dirs
             .extend(["prod".to_string(), "staging".into(), "empty".into()]);
-        let i = summarize(tree);
+        let i = summarize(tree, files, &decoded);
         let f: Vec<(&str, usize)> = i
             .folders
             .iter()

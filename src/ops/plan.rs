@@ -3,9 +3,10 @@
 //! sharing one client per cluster and per registry; one that fails is reported and does not
 //! hide the others.
 
-use crate::artifact::diff::content_diff;
+use crate::artifact::diff::scanned_diff_known;
 use crate::artifact::layout::{Layout, LayoutRef};
-use crate::artifact::source::{self, Source};
+use crate::artifact::scan::{Scan, ScanError};
+use crate::artifact::source::Source;
 use crate::cluster::{self, Cluster, ClusterError, observe};
 use crate::config::{self, Project};
 use crate::manifest;
@@ -13,8 +14,8 @@ use crate::model::{
     Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, RegistrySettings,
     Resolved, Severity, Target, WorkloadKind, WorkloadRef,
 };
-use crate::perses::{self as lint, lint_files};
-use crate::plan::{desired_state, diff};
+use crate::perses as lint;
+use crate::plan::{desired_state, diff, parse_ref};
 use crate::registry::{Anonymous, ImageName, Registry};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -487,35 +488,7 @@ pub fn dropped_checks(ctx: &EnvContext, stored: &serde_json::Value, dry_run: boo
     out
 }
 
-/// Per-process results computed from an artifact's files, keyed like `source::load`'s cache (a
-/// digest-pinned reference, or a layout and tag read once per process): fifty environments
-/// mounting the same artifact select its sub path, lint it and diff it once, not fifty times.
-/// Values are pure functions of the files, so sharing them changes no result.
-struct Memo<K, V> {
-    cells: OnceLock<Mutex<HashMap<K, Arc<OnceLock<V>>>>>,
-}
-
-impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
-    const fn new() -> Self {
-        Memo {
-            cells: OnceLock::new(),
-        }
-    }
-
-    fn get(&self, key: K, compute: impl FnOnce() -> V) -> V {
-        let cell = self
-            .cells
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap()
-            .entry(key)
-            .or_default()
-            .clone();
-        cell.get_or_init(compute).clone()
-    }
-}
-
-/// The key `source::load` caches a source under.
+/// The key an opened artifact is kept under for the process.
 fn source_key(source: &Source) -> String {
     match source {
         Source::Dir(p) => format!("dir:{}", p.display()),
@@ -524,30 +497,87 @@ fn source_key(source: &Source) -> String {
     }
 }
 
-type Selected = Result<Arc<source::Files>, String>;
-
-/// The files a container sees under `sub_path`, memoised per source and sub path.
-fn selected(key: &str, files: &source::Files, sub_path: Option<&str>) -> Selected {
-    static MEMO: Memo<(String, Option<String>), Selected> = Memo::new();
-    MEMO.get((key.to_string(), sub_path.map(str::to_string)), || {
-        source::at_sub_path(files, sub_path).map(Arc::new)
-    })
+/// Results computed once per process and key, by an async computation (the first caller
+/// computes, the others wait for it).
+struct AsyncMemo<K, V> {
+    cells: OnceLock<Mutex<HashMap<K, Arc<OnceCell<V>>>>>,
 }
 
-/// The lint report of the files under `sub_path` of a source, memoised.
-fn linted(key: &str, sub_path: Option<&str>, files: &source::Files) -> Arc<lint::Report> {
-    static MEMO: Memo<(String, Option<String>), Arc<lint::Report>> = Memo::new();
-    MEMO.get((key.to_string(), sub_path.map(str::to_string)), || {
-        Arc::new(lint_files(files, &[]))
+impl<K: std::hash::Hash + Eq, V: Clone> AsyncMemo<K, V> {
+    const fn new() -> Self {
+        AsyncMemo {
+            cells: OnceLock::new(),
+        }
+    }
+
+    async fn get<F: std::future::Future<Output = V>>(
+        &self,
+        key: K,
+        compute: impl FnOnce() -> F,
+    ) -> V {
+        let cell = self
+            .cells
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_init(compute).await.clone()
+    }
+}
+
+type Opened<T> = Result<Arc<T>, Arc<ScanError>>;
+/// An artifact's scan with its lint report.
+type Linted = (Scan, lint::Report);
+/// Opened artifacts are kept per source and sub path.
+type ScanKey = (String, Option<String>);
+
+/// The new artifact of a change at its sub path, read once and linted on the way (one pass),
+/// once per process: fifty environments mounting one artifact read it once.
+async fn new_artifact(
+    what: &str,
+    source: &Source,
+    sub: Option<&str>,
+    registry: &Registry,
+) -> Opened<Linted> {
+    static MEMO: AsyncMemo<ScanKey, Opened<Linted>> = AsyncMemo::new();
+    let key = (source_key(source), sub.map(str::to_string));
+    MEMO.get(key, || async {
+        Scan::open_source_linted(what, source.clone(), sub, registry, &[])
+            .await
+            .map(Arc::new)
+            .map_err(Arc::new)
     })
+    .await
+}
+
+/// The live artifact of a change at its sub path: only the sha256 of each file is kept; the
+/// content diff reads again the few files that differ.
+async fn live_artifact(
+    what: &str,
+    source: &Source,
+    sub: Option<&str>,
+    registry: &Registry,
+) -> Opened<Scan> {
+    static MEMO: AsyncMemo<ScanKey, Opened<Scan>> = AsyncMemo::new();
+    let key = (source_key(source), sub.map(str::to_string));
+    MEMO.get(key, || async {
+        Scan::open_source(what, source.clone(), sub, registry)
+            .await
+            .map(Arc::new)
+            .map_err(Arc::new)
+    })
+    .await
 }
 
 /// Reads the new (and live) artifact of each change: which Perses resources change inside it,
 /// whether `sub_path` exists in the new one (else the pod fails to start), and whether Perses
-/// would load its files (else it skips them with only a log line).
+/// would load its files (else it skips them with only a log line). Each artifact is read once,
+/// streaming (one file in memory per core), and not at all when the change keeps the image.
 async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut Vec<Check>) {
-    type DiffKey = (Option<(String, Option<String>)>, String, Option<String>);
-    static DIFFS: Memo<DiffKey, crate::model::ContentDiff> = Memo::new();
+    type DiffKey = (Option<ScanKey>, String, Option<String>);
+    static DIFFS: AsyncMemo<DiffKey, Result<crate::model::ContentDiff, String>> = AsyncMemo::new();
     let registry = &*ctx.registry;
     for change in changes.iter_mut() {
         let Some(after) = &change.after else { continue };
@@ -564,6 +594,13 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
             .iter()
             .find(|r| r.name == spec.name)
             .map(|r| r.digest.clone());
+        // The same image at the same sub path: nothing inside changes, and nothing is read.
+        if let (Some(before), Some(d)) = (&change.before, &digest)
+            && parse_ref(&before.reference).digest.as_deref() == Some(d.as_str())
+            && before.sub_path == after.sub_path
+        {
+            continue;
+        }
         let (new_ref, new_source) = match layout_dir(&ctx.desired, &spec.image) {
             Some(dir) => (
                 format!("{}:{}", spec.image, spec.tag),
@@ -580,34 +617,30 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 (r.clone(), Source::Registry(r))
             }
         };
-        let new = match source::load(&new_source, registry).await {
-            Ok(l) => l,
-            Err(e) => {
-                checks.push(Check {
-                    severity: Severity::Error,
-                    code: "artifact_unreadable".into(),
-                    message: format!("artifact {:?}: cannot read {new_ref}: {e}", spec.name),
-                });
-                continue;
-            }
-        };
         let new_key = source_key(&new_source);
         let new_sub = after.sub_path.as_deref();
-        let new_files = match selected(&new_key, &new.files, new_sub) {
-            Ok(f) => f,
+        let new = match new_artifact(&new_ref, &new_source, new_sub, registry).await {
+            Ok(n) => n,
             Err(e) => {
-                checks.push(Check {
-                    severity: Severity::Error,
-                    code: "sub_path_missing".into(),
-                    message: format!(
-                        "artifact {:?}: {e}: the pod would fail to start (the container runtime checks subPath when it creates the container)",
-                        spec.name
-                    ),
+                checks.push(match &*e {
+                    ScanError::NoSubPath { .. } => Check {
+                        severity: Severity::Error,
+                        code: "sub_path_missing".into(),
+                        message: format!(
+                            "artifact {:?}: {e}: the pod would fail to start (the container runtime checks subPath when it creates the container)",
+                            spec.name
+                        ),
+                    },
+                    _ => Check {
+                        severity: Severity::Error,
+                        code: "artifact_unreadable".into(),
+                        message: format!("artifact {:?}: cannot read {new_ref}: {e}", spec.name),
+                    },
                 });
                 continue;
             }
         };
-        let report = linted(&new_key, new_sub, &new_files);
+        let report = &new.1;
         if report.has_errors() {
             let problems: Vec<String> = report
                 .files
@@ -637,36 +670,58 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
                 ),
             });
         }
-        let (old_key, old_files) = match &change.before {
-            None => (None, Arc::new(Vec::new())),
+        let (old_key, old) = match &change.before {
+            None => (None, Arc::new(Scan::empty("(nothing)"))),
             Some(before) => {
                 let old_source = live_source(&ctx.desired, &before.reference);
-                match source::load(&old_source, registry).await {
-                    Ok(l) => {
-                        let key = source_key(&old_source);
-                        let sub = before.sub_path.as_deref();
-                        let files = selected(&key, &l.files, sub).unwrap_or_default();
-                        (Some((key, sub.map(str::to_string))), files)
+                let sub = before.sub_path.as_deref();
+                let key = Some((source_key(&old_source), sub.map(str::to_string)));
+                match live_artifact(&before.reference, &old_source, sub, registry).await {
+                    Ok(scan) => (key, scan),
+                    // A live sub path that is not there: the container saw nothing.
+                    Err(e) if matches!(*e, ScanError::NoSubPath { .. }) => {
+                        (key, Arc::new(Scan::empty(&before.reference)))
                     }
                     Err(e) => {
                         checks.push(Check {
-                        severity: Severity::Warning,
-                        code: "live_artifact_unreadable".into(),
-                        message: format!(
-                            "artifact {:?}: cannot read the live artifact {} to show what changes inside: {e}",
-                            spec.name, before.reference
-                        ),
-                    });
+                            severity: Severity::Warning,
+                            code: "live_artifact_unreadable".into(),
+                            message: format!(
+                                "artifact {:?}: cannot read the live artifact {} to show what changes inside: {e}",
+                                spec.name, before.reference
+                            ),
+                        });
                         continue;
                     }
                 }
             }
         };
-        let content = DIFFS.get((old_key, new_key, new_sub.map(str::to_string)), || {
-            content_diff(&old_files, &new_files)
-        });
-        if !content.is_empty() {
-            change.content = Some(content);
+        let diff_key = (old_key, new_key, new_sub.map(str::to_string));
+        let content = DIFFS
+            .get(diff_key, || async {
+                let new = new.clone();
+                tokio::task::spawn_blocking(move || {
+                    // The lint parsed every new file: its resources stand for the identical ones.
+                    let by_path: HashMap<&str, &lint::FileReport> =
+                        new.1.files.iter().map(|f| (f.path.as_str(), f)).collect();
+                    let known = |p: &str| by_path.get(p).map(|f| f.resources.clone());
+                    scanned_diff_known(&old, &new.0, &known).map_err(|e| e.to_string())
+                })
+                .await
+                .expect("the diff does not panic")
+            })
+            .await;
+        match content {
+            Ok(content) if !content.is_empty() => change.content = Some(content),
+            Ok(_) => {}
+            Err(e) => checks.push(Check {
+                severity: Severity::Warning,
+                code: "content_diff".into(),
+                message: format!(
+                    "artifact {:?}: cannot tell what changes inside: {e}",
+                    spec.name
+                ),
+            }),
         }
     }
 }

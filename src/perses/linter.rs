@@ -19,6 +19,8 @@ pub(crate) struct Pending {
     /// (project, line, label) of each project reference.
     pub(crate) needs: Vec<(String, Option<usize>, String)>,
     pub(crate) defines: Vec<String>,
+    /// Where the bytes were in an image (`Linter::add_at`), to keep only a path's last version.
+    pub(crate) at: (usize, usize),
 }
 
 /// A Datasource or GlobalDatasource Perses has stored, for the default-datasource rule.
@@ -81,6 +83,22 @@ impl Linter {
             return;
         }
         self.pending.push(check_file(path, bytes, self.keep_values));
+    }
+
+    /// `add`, for bytes found at `at` in an image (see `retain_at`).
+    pub fn add_at(&mut self, path: &str, bytes: &[u8], at: (usize, usize)) {
+        let before = self.pending.len();
+        self.add(path, bytes);
+        if let Some(p) = self.pending.get_mut(before) {
+            p.at = at;
+        }
+    }
+
+    /// Keeps the files `keep(path, at)` takes: an image's reader hands out every version of a
+    /// path (a later layer may replace or delete it), and only the last one is what a
+    /// container sees.
+    pub fn retain_at(&mut self, keep: impl Fn(&str, (usize, usize)) -> bool) {
+        self.pending.retain(|p| keep(&p.report.path, p.at));
     }
 
     /// Takes in what another linter of the same tree was given (lint split over threads).
@@ -288,6 +306,7 @@ pub(crate) fn check_file(path: &str, bytes: &[u8], keep_values: bool) -> Pending
         facts: Vec::new(),
         needs: Vec::new(),
         defines: Vec::new(),
+        at: (0, 0),
     };
     let parsed = match parse_file(path, bytes) {
         Ok(p) => p,
@@ -421,4 +440,66 @@ pub fn lint_tree(tree: &Tree, known_projects: &[String]) -> Report {
     report.warnings.extend(tree.warnings.iter().cloned());
     report.warnings.sort_by(|a, b| cmp_paths(&a.path, &b.path));
     report
+}
+
+/// A lint whose files come from another thread (say, an image's reader) and are parsed and
+/// checked on worker threads, a few files in flight at a time.
+pub struct LintPool {
+    tx: Option<std::sync::mpsc::SyncSender<Job>>,
+    workers: Vec<std::thread::JoinHandle<Linter>>,
+}
+
+type Job = ((usize, usize), String, Vec<u8>);
+
+impl LintPool {
+    /// One worker per core (at most 8).
+    pub fn new() -> LintPool {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4 * workers);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let workers = (0..workers)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    let mut linter = Linter::new();
+                    loop {
+                        let next = rx.lock().expect("no worker panics").recv();
+                        match next {
+                            Ok((at, path, bytes)) => linter.add_at(&path, &bytes, at),
+                            Err(_) => return linter,
+                        }
+                    }
+                })
+            })
+            .collect();
+        LintPool {
+            tx: Some(tx),
+            workers,
+        }
+    }
+
+    /// What to hand the files to (blocks while the workers are busy).
+    pub fn feeder(&self) -> impl FnMut((usize, usize), &str, Vec<u8>) + Send + 'static {
+        let tx = self.tx.clone().expect("not finished");
+        move |at, path, bytes| {
+            // A send fails only if every worker is gone, i.e. has panicked: finish reports it.
+            let _ = tx.send((at, path.to_string(), bytes));
+        }
+    }
+
+    /// Waits for the workers and returns everything they checked, as one linter.
+    pub fn finish(mut self) -> Linter {
+        drop(self.tx.take());
+        let mut all = Linter::new();
+        for w in self.workers.drain(..) {
+            all.merge(w.join().expect("lint does not panic"));
+        }
+        all
+    }
+}
+
+impl Default for LintPool {
+    fn default() -> Self {
+        LintPool::new()
+    }
 }

@@ -41,7 +41,7 @@ mod testutil;
 
 pub use checks::check_name;
 pub use decode::{ParsedFile, ParsedObject, parse_file, parse_resources};
-pub use linter::{Linter, file_resources, lint_files, lint_tree};
+pub use linter::{LintPool, Linter, file_resources, lint_files, lint_tree};
 pub use report::{
     FileReport, Note, Problem, Report, Resource, ResourceKey, Severity, Status, Summary,
 };
