@@ -135,19 +135,24 @@ fn lint_before_push(dir: &std::path::Path, files: &[String]) -> Result<(), Strin
     let at_root = files
         .iter()
         .any(|p| lint::is_resource_file(p) && !p.contains('/'));
-    // One file in memory at a time: each is parsed into its folder's linter and dropped.
-    let mut groups: std::collections::BTreeMap<String, lint::Linter> = Default::default();
-    for f in files.iter().filter(|f| lint::is_resource_file(f)) {
+    // Files are read here and parsed on every core, a few in memory at a time, each into its
+    // folder's lint.
+    let pool = lint::LintPool::new();
+    let mut feed = pool.feeder_for();
+    for (n, f) in files
+        .iter()
+        .filter(|f| lint::is_resource_file(f))
+        .enumerate()
+    {
         let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))?;
         let (group, rest) = match f.split_once('/') {
             Some((top, rest)) if !at_root => (top, rest),
             _ => ("", f.as_str()),
         };
-        groups
-            .entry(group.to_string())
-            .or_default()
-            .add(rest, &bytes);
+        feed(group, (0, n), rest, bytes);
     }
+    drop(feed);
+    let groups = pool.finish_groups();
     let mut failed = Vec::new();
     for (group, linter) in groups {
         let mut report = linter.finish(&[]);

@@ -443,13 +443,14 @@ pub fn lint_tree(tree: &Tree, known_projects: &[String]) -> Report {
 }
 
 /// A lint whose files come from another thread (say, an image's reader) and are parsed and
-/// checked on worker threads, a few files in flight at a time.
+/// checked on worker threads, a few files in flight at a time. Files can go to separate lints
+/// (`feeder_for`): an artifact with one folder per environment is linted folder by folder.
 pub struct LintPool {
     tx: Option<std::sync::mpsc::SyncSender<Job>>,
-    workers: Vec<std::thread::JoinHandle<Linter>>,
+    workers: Vec<std::thread::JoinHandle<BTreeMap<String, Linter>>>,
 }
 
-type Job = ((usize, usize), String, Vec<u8>);
+type Job = (String, (usize, usize), String, Vec<u8>);
 
 impl LintPool {
     /// One worker per core (at most 8).
@@ -461,12 +462,14 @@ impl LintPool {
             .map(|_| {
                 let rx = rx.clone();
                 std::thread::spawn(move || {
-                    let mut linter = Linter::new();
+                    let mut linters: BTreeMap<String, Linter> = BTreeMap::new();
                     loop {
                         let next = rx.lock().expect("no worker panics").recv();
                         match next {
-                            Ok((at, path, bytes)) => linter.add_at(&path, &bytes, at),
-                            Err(_) => return linter,
+                            Ok((group, at, path, bytes)) => {
+                                linters.entry(group).or_default().add_at(&path, &bytes, at)
+                            }
+                            Err(_) => return linters,
                         }
                     }
                 })
@@ -478,23 +481,36 @@ impl LintPool {
         }
     }
 
-    /// What to hand the files to (blocks while the workers are busy).
+    /// What to hand the files of the one lint to (blocks while the workers are busy).
     pub fn feeder(&self) -> impl FnMut((usize, usize), &str, Vec<u8>) + Send + 'static {
+        let mut f = self.feeder_for();
+        move |at, path, bytes| f("", at, path, bytes)
+    }
+
+    /// What to hand files to, each for the lint of its group.
+    pub fn feeder_for(&self) -> impl FnMut(&str, (usize, usize), &str, Vec<u8>) + Send + 'static {
         let tx = self.tx.clone().expect("not finished");
-        move |at, path, bytes| {
+        move |group, at, path, bytes| {
             // A send fails only if every worker is gone, i.e. has panicked: finish reports it.
-            let _ = tx.send((at, path.to_string(), bytes));
+            let _ = tx.send((group.to_string(), at, path.to_string(), bytes));
         }
     }
 
-    /// Waits for the workers and returns everything they checked, as one linter.
-    pub fn finish(mut self) -> Linter {
+    /// Waits for the workers and returns the lint of each group that got files.
+    pub fn finish_groups(mut self) -> BTreeMap<String, Linter> {
         drop(self.tx.take());
-        let mut all = Linter::new();
+        let mut all: BTreeMap<String, Linter> = BTreeMap::new();
         for w in self.workers.drain(..) {
-            all.merge(w.join().expect("lint does not panic"));
+            for (group, linter) in w.join().expect("lint does not panic") {
+                all.entry(group).or_default().merge(linter);
+            }
         }
         all
+    }
+
+    /// Waits for the workers and returns what they checked (the lint `feeder` fed).
+    pub fn finish(self) -> Linter {
+        self.finish_groups().remove("").unwrap_or_default()
     }
 }
 
