@@ -59,8 +59,8 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<ParsedFile, Problem> {
         Err(e) => e,
     };
     let (first, next_doc) = first_yaml_document(text);
-    let value = match serde_saphyr::from_str::<Value>(first) {
-        Ok(v) => v,
+    let doc = match super::yaml::first_document(first) {
+        Ok(d) => d,
         Err(yaml_err) => {
             // Report the syntax the author meant to write.
             return Err(if path.ends_with(".json") {
@@ -88,8 +88,8 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<ParsedFile, Problem> {
              of a file and ignores the rest (use a list, or one file per document)",
         ));
     }
-    let lines = || yaml_item_lines(first);
-    let (list, objects) = shape(value, lines)?;
+    let item_lines = doc.item_lines;
+    let (list, objects) = shape(doc.value, || item_lines)?;
     Ok(ParsedFile {
         list,
         json: false,
@@ -111,24 +111,12 @@ pub(crate) fn json_problem(what: &str, e: &serde_json::Error) -> Problem {
     Problem::error(line, format!("{what}: {msg}{column}"))
 }
 
-pub(crate) fn yaml_problem(what: &str, e: &serde_saphyr::Error) -> Problem {
-    let formatter = serde_saphyr::UserMessageFormatter;
-    let text = e.render_with_options(serde_saphyr::render_options! {
-        formatter: &formatter,
-        snippets: serde_saphyr::SnippetMode::Off,
-    });
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line() as usize, l.column() as usize))
-        .unwrap_or((0, 0));
-    let suffix = format!(" at line {line}, column {column}");
-    let msg = text.strip_suffix(&suffix).unwrap_or(&text);
-    let col = if column > 0 {
-        format!(" (column {column})")
-    } else {
-        String::new()
-    };
-    Problem::error((line > 0).then_some(line), format!("{what}: {msg}{col}"))
+pub(crate) fn yaml_problem(what: &str, e: &super::yaml::YamlError) -> Problem {
+    let col = e
+        .column
+        .map(|c| format!(" (column {c})"))
+        .unwrap_or_default();
+    Problem::error(e.line, format!("{what}: {}{col}", e.message))
 }
 
 /// Turns a decoded document into objects, as Go's `[]map[string]interface{}` then
@@ -223,25 +211,18 @@ pub(crate) fn json_item_lines(text: &str) -> Vec<Option<usize>> {
     lines
 }
 
-pub(crate) fn yaml_item_lines(first_doc: &str) -> Vec<Option<usize>> {
-    use serde::de::IgnoredAny;
-    serde_saphyr::from_str::<Vec<serde_saphyr::Spanned<IgnoredAny>>>(first_doc)
-        .map(|items| {
-            items
-                .iter()
-                .map(|s| {
-                    let l = s.referenced.line() as usize;
-                    (l > 0).then_some(l)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The first YAML document of `text` (a prefix, so line numbers stay right) and the line of the
 /// marker that starts a further document with content, if any. A line starting with `---` or
 /// `...` at column 0 is always a document marker in YAML, so a line scan is exact.
 pub(crate) fn first_yaml_document(text: &str) -> (&str, Option<usize>) {
+    // Most files have no marker at all: nothing to scan for.
+    if !text.starts_with("---")
+        && !text.starts_with("...")
+        && !text.contains("\n---")
+        && !text.contains("\n...")
+    {
+        return (text, None);
+    }
     let is_marker = |l: &str, m: &str| {
         l.strip_prefix(m)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))

@@ -33,6 +33,7 @@ mod decode;
 mod linter;
 mod report;
 mod tree;
+pub mod yaml;
 
 #[cfg(test)]
 mod tests;
