@@ -15,7 +15,8 @@
 //!    directory mode: `-d` stops at the first error);
 //! 4. lint (`perses_oci::perses::lint_files`, the tree as a whole) predicts, per file, skipped
 //!    (decoding fails), refused (the object is refused when applied), stored, or stored with no
-//!    project; Perses' outcome is the same four.
+//!    project; Perses' outcome is the same four. A file lint predicts stored but reports an
+//!    error for (so `lint` fails) counts as its own outcome, "stored, lint error".
 //!
 //! Every disagreement must be in `known()`, with its reason; a disagreement that is not there,
 //! or a known one that no longer happens, fails the test. The summary (counts, the known list,
@@ -241,7 +242,8 @@ fn lint_outcomes(
                 match f.resources.first().map(|r| r.status) {
                     Some(perses_oci::perses::Status::Refused) => Outcome::Refused,
                     Some(perses_oci::perses::Status::StoredUnreachable) => Outcome::Orphan,
-                    _ => Outcome::Stored,
+                    _ if errors.is_empty() => Outcome::Stored,
+                    _ => Outcome::Flagged,
                 }
             };
             (outcome, errors.join(" / "))
@@ -426,7 +428,7 @@ fn lint_agrees_with_perses_on_every_mutation() {
     let crash_lint = lint_outcomes(&report, &crashing);
     let mut problems = Vec::new();
     for (m, (o, _)) in crashing.iter().zip(&crash_lint) {
-        if matches!(o, Outcome::Stored | Outcome::Orphan) {
+        if matches!(o, Outcome::Stored | Outcome::Flagged | Outcome::Orphan) {
             problems.push(format!(
                 "{} {} `{}` = {} kills Perses ({}), but lint predicts it {}",
                 m.id,

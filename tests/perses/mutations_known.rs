@@ -16,6 +16,8 @@ pub enum Outcome {
     Stored,
     /// Stored with no project (a project-scoped kind).
     Orphan,
+    /// lint only: stored, but lint reports an error (it exits 1).
+    Flagged,
 }
 
 impl Outcome {
@@ -25,6 +27,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Stored => "stored",
             Outcome::Orphan => "stored, no project",
+            Outcome::Flagged => "stored, lint error",
         }
     }
 }
@@ -40,6 +43,8 @@ pub enum Why {
     VariableReferences,
     /// The YAML decoder of decode.rs reads a plain scalar otherwise than yaml.v3.
     Decoder,
+    /// One resource defined in two files: an error for lint.
+    Duplicates,
 }
 
 impl Why {
@@ -49,6 +54,7 @@ impl Why {
             Why::UselessStore => "stored uselessly (lint stricter)",
             Why::VariableReferences => "variable references (not replayed)",
             Why::Decoder => "decoder (to be replaced)",
+            Why::Duplicates => "duplicates across files (lint stricter)",
         }
     }
 
@@ -76,6 +82,14 @@ impl Why {
                  variable_build_order.go). Which variables exist depends on the Variables and \
                  GlobalVariables the server stores, and on the order it applies the files in: \
                  lint does not replay it (as in tests/perses_judge.rs)."
+            }
+            Why::Duplicates => {
+                "The JSON and the YAML mutation of `metadata.name` to the same valid name (`-`, \
+                 `MiXeD-Case`, and for a GlobalVariable the names only Variables refuse) define \
+                 one resource in two files. Perses stores both in turn and serves the one it \
+                 reads last; lint predicts the same (loaded, `overwritten_by` on the first), \
+                 and reports each definition as an error, since a tree whose files overwrite \
+                 each other is a mistake."
             }
             Why::Decoder => {
                 "The YAML decoder of src/perses/decode.rs (serde-saphyr, YAML 1.2 core schema) \
@@ -137,7 +151,7 @@ fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
-use Outcome::{Refused, Skipped, Stored};
+use Outcome::{Flagged, Refused, Skipped, Stored};
 
 const fn k(
     kind: &'static str,
@@ -161,91 +175,22 @@ const fn k(
 
 const YAML: Option<Format> = Some(Format::Yaml);
 
-/// Every expected disagreement.
+/// Every expected disagreement: (kind, generalised field, mutation, format, lint, Perses, why).
+#[rustfmt::skip]
 pub fn known() -> Vec<Known> {
+    use Why::*;
     vec![
-        k(
-            "*",
-            "*plugin.kind",
-            "\"Foo\"",
-            None,
-            Stored,
-            Refused,
-            Why::PluginSchemas,
-        ),
-        k(
-            "*",
-            "*plugin.kind",
-            "5",
-            YAML,
-            Stored,
-            Refused,
-            Why::PluginSchemas,
-        ),
-        k(
-            "*",
-            "*plugin.kind",
-            "true",
-            YAML,
-            Stored,
-            Refused,
-            Why::PluginSchemas,
-        ),
-        k(
-            "*",
-            "metadata.name",
-            "\".\"",
-            None,
-            Refused,
-            Stored,
-            Why::UselessStore,
-        ),
-        k(
-            "Dashboard",
-            "spec.variables[ListVariable].spec.name",
-            "*",
-            None,
-            Stored,
-            Refused,
-            Why::VariableReferences,
-        ),
+        k("*", "*plugin.kind", "\"Foo\"", None, Stored, Refused, PluginSchemas),
+        k("*", "*plugin.kind", "5", YAML, Stored, Refused, PluginSchemas),
+        k("*", "*plugin.kind", "true", YAML, Stored, Refused, PluginSchemas),
+        k("*", "metadata.name", "\".\"", None, Refused, Stored, UselessStore),
+        k("*", "metadata.name", "*", None, Flagged, Stored, Duplicates),
+        k("Dashboard", "spec.variables[ListVariable].spec.name", "*", None, Stored, Refused, VariableReferences),
         // yaml.v3 drops a null item of a list: the variable job is gone.
-        k(
-            "Dashboard",
-            "spec.variables[ListVariable]",
-            "null",
-            YAML,
-            Stored,
-            Refused,
-            Why::VariableReferences,
-        ),
-        k(
-            "*",
-            "metadata.name",
-            "yaml 2024-01-01",
-            YAML,
-            Stored,
-            Skipped,
-            Why::Decoder,
-        ),
+        k("Dashboard", "spec.variables[ListVariable]", "null", YAML, Stored, Refused, VariableReferences),
+        k("*", "metadata.name", "yaml 2024-01-01", YAML, Stored, Skipped, Decoder),
         // The Variable service also refuses "2024-01-01" (two '-'), so lint says refused.
-        k(
-            "Variable",
-            "metadata.name",
-            "yaml 2024-01-01",
-            YAML,
-            Refused,
-            Skipped,
-            Why::Decoder,
-        ),
-        k(
-            "*",
-            "metadata.*At",
-            "yaml 2024-01-01*",
-            YAML,
-            Skipped,
-            Stored,
-            Why::Decoder,
-        ),
+        k("Variable", "metadata.name", "yaml 2024-01-01", YAML, Refused, Skipped, Decoder),
+        k("*", "metadata.*At", "yaml 2024-01-01*", YAML, Skipped, Stored, Decoder),
     ]
 }
