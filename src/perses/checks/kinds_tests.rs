@@ -130,317 +130,60 @@ fn base_dashboard() -> Value {
 
 #[test]
 fn dashboard_fields_have_the_types_and_formats_perses_decodes() {
+    #[rustfmt::skip]
     let cases: &[Case] = &[
-        (
-            "spec.duration",
-            Some(json!("1hour")),
-            Skipped,
-            Skipped,
-            "unknown unit \"hour\"",
-        ),
-        (
-            "spec.duration",
-            Some(json!("1.5h")),
-            Skipped,
-            Skipped,
-            "not a duration",
-        ),
+        ("spec.duration", Some(json!("1hour")), Skipped, Skipped, "unknown unit \"hour\""),
+        ("spec.duration", Some(json!("1.5h")), Skipped, Skipped, "not a duration"),
         ("spec.duration", Some(json!("0")), Stored, Stored, ""),
-        (
-            "spec.duration",
-            Some(json!(0)),
-            Skipped,
-            Stored,
-            "in quotes",
-        ),
-        (
-            "spec.refreshInterval",
-            Some(json!("30s5m")),
-            Skipped,
-            Skipped,
-            "largest first",
-        ),
-        (
-            "spec.refreshInterval",
-            Some(json!("abc")),
-            Skipped,
-            Skipped,
-            "",
-        ),
+        ("spec.duration", Some(json!(0)), Skipped, Stored, "in quotes"),
+        ("spec.refreshInterval", Some(json!("30s5m")), Skipped, Skipped, "largest first"),
+        ("spec.refreshInterval", Some(json!("abc")), Skipped, Skipped, ""),
         ("spec.refreshInterval", Some(json!("")), Stored, Stored, ""),
-        (
-            "spec.timezone",
-            Some(json!("utc")),
-            Skipped,
-            Skipped,
-            "did you mean UTC",
-        ),
+        ("spec.timezone", Some(json!("utc")), Skipped, Skipped, "did you mean UTC"),
         ("spec.timezone", Some(json!(null)), Stored, Stored, ""),
-        (
-            "spec.links.0.renderVariables",
-            Some(json!("true")),
-            Skipped,
-            Skipped,
-            "without quotes",
-        ),
-        (
-            "spec.links.0.renderVariables",
-            Some(json!("yes")),
-            Skipped,
-            Stored,
-            "",
-        ),
+        ("spec.links.0.renderVariables", Some(json!("true")), Skipped, Skipped, "without quotes"),
+        ("spec.links.0.renderVariables", Some(json!("yes")), Skipped, Stored, ""),
         ("spec.links.0.url", Some(json!(1)), Skipped, Stored, ""),
-        (
-            "metadata.version",
-            Some(json!("3")),
-            Skipped,
-            Skipped,
-            "without quotes",
-        ),
-        (
-            "metadata.version",
-            Some(json!(1.5)),
-            Skipped,
-            Stored,
-            "not a whole number",
-        ),
-        (
-            "metadata.version",
-            Some(json!(-1)),
-            Skipped,
-            Skipped,
-            "negative",
-        ),
-        (
-            "metadata.createdAt",
-            Some(json!("2024-01-01")),
-            Skipped,
-            Skipped,
-            "RFC 3339",
-        ),
+        ("metadata.version", Some(json!("3")), Skipped, Skipped, "without quotes"),
+        ("metadata.version", Some(json!(1.5)), Skipped, Stored, "not a whole number"),
+        ("metadata.version", Some(json!(-1)), Skipped, Skipped, "negative"),
+        ("metadata.createdAt", Some(json!("2024-01-01")), Skipped, Skipped, "RFC 3339"),
         ("metadata.createdAt", Some(json!({})), Skipped, Stored, ""),
-        (
-            "spec.layouts.0.spec.items.0.x",
-            Some(json!("0")),
-            Skipped,
-            Skipped,
-            "",
-        ),
-        (
-            "spec.layouts.0.spec.items.0.x",
-            Some(json!(1.5)),
-            Skipped,
-            Stored,
-            "",
-        ),
-        (
-            "spec.layouts.0.spec.items.0.repeatVariable.alignment",
-            Some(json!("diag")),
-            Skipped,
-            Skipped,
-            "horizontal or vertical",
-        ),
+        ("spec.layouts.0.spec.items.0.x", Some(json!("0")), Skipped, Skipped, ""),
+        ("spec.layouts.0.spec.items.0.x", Some(json!(1.5)), Skipped, Stored, ""),
+        ("spec.layouts.0.spec.items.0.repeatVariable.alignment", Some(json!("diag")), Skipped, Skipped, "horizontal or vertical"),
         // A JSON null still reaches the alignment's decoder, which refuses "".
-        (
-            "spec.layouts.0.spec.items.0.repeatVariable.alignment",
-            Some(json!(null)),
-            Skipped,
-            Stored,
-            "",
-        ),
-        (
-            "spec.layouts.0.spec.display.collapse.open",
-            Some(json!(1)),
-            Skipped,
-            Skipped,
-            "",
-        ),
-        (
-            "spec.layouts.0.kind",
-            Some(json!("grid")),
-            Skipped,
-            Skipped,
-            "case-sensitive: Grid",
-        ),
-        (
-            "spec.layouts.0.kind",
-            None,
-            Skipped,
-            Skipped,
-            "layout without a kind",
-        ),
+        ("spec.layouts.0.spec.items.0.repeatVariable.alignment", Some(json!(null)), Skipped, Stored, ""),
+        ("spec.layouts.0.spec.display.collapse.open", Some(json!(1)), Skipped, Skipped, ""),
+        ("spec.layouts.0.kind", Some(json!("grid")), Skipped, Skipped, "case-sensitive: Grid"),
+        ("spec.layouts.0.kind", None, Skipped, Skipped, "layout without a kind"),
         ("spec.layouts.0.spec", Some(json!([])), Skipped, Skipped, ""),
-        (
-            "spec.layouts.0.spec.items.0.content.$ref",
-            Some(json!(5)),
-            Skipped,
-            Skipped,
-            "",
-        ),
-        (
-            "spec.variables.0.spec.sort",
-            Some(json!("foo")),
-            Skipped,
-            Skipped,
-            "unknown sort method",
-        ),
-        (
-            "spec.variables.0.spec.sort",
-            Some(json!(null)),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.variables.0.spec.allowAllValue",
-            Some(json!(false)),
-            Skipped,
-            Skipped,
-            "customAllValue",
-        ),
-        (
-            "spec.variables.0.spec.defaultValue",
-            Some(json!(["a", "b"])),
-            Skipped,
-            Skipped,
-            "allowMultiple",
-        ),
-        (
-            "spec.variables.0.spec.defaultValue",
-            Some(json!(5)),
-            Skipped,
-            Stored,
-            "string or a list",
-        ),
-        (
-            "spec.variables.0.kind",
-            Some(json!(null)),
-            Skipped,
-            Skipped,
-            "",
-        ),
-        (
-            "spec.variables.1.spec.value",
-            Some(json!("")),
-            Skipped,
-            Skipped,
-            "constant",
-        ),
-        (
-            "spec.variables.1.spec.name",
-            Some(json!(12)),
-            Skipped,
-            Skipped,
-            "",
-        ),
+        ("spec.layouts.0.spec.items.0.content.$ref", Some(json!(5)), Skipped, Skipped, ""),
+        ("spec.variables.0.spec.sort", Some(json!("foo")), Skipped, Skipped, "unknown sort method"),
+        ("spec.variables.0.spec.sort", Some(json!(null)), Stored, Stored, ""),
+        ("spec.variables.0.spec.allowAllValue", Some(json!(false)), Skipped, Skipped, "customAllValue"),
+        ("spec.variables.0.spec.defaultValue", Some(json!(["a", "b"])), Skipped, Skipped, "allowMultiple"),
+        ("spec.variables.0.spec.defaultValue", Some(json!(5)), Skipped, Stored, "string or a list"),
+        ("spec.variables.0.kind", Some(json!(null)), Skipped, Skipped, ""),
+        ("spec.variables.1.spec.value", Some(json!("")), Skipped, Skipped, "constant"),
+        ("spec.variables.1.spec.name", Some(json!(12)), Skipped, Skipped, ""),
         ("spec.variables.1.spec", None, Skipped, Refused, ""),
         // Perses v0.54 crashes on a list variable without a plugin.
-        (
-            "spec.variables.0.spec.plugin",
-            None,
-            Refused,
-            Refused,
-            "crashes",
-        ),
-        (
-            "spec.variables.0.spec.plugin.spec",
-            None,
-            Refused,
-            Refused,
-            "crashes",
-        ),
-        (
-            "spec.panels.a",
-            Some(json!(null)),
-            Refused,
-            Refused,
-            "crashes",
-        ),
-        (
-            "spec.panels.a.spec.plugin",
-            None,
-            Refused,
-            Refused,
-            "no plugin schema matches",
-        ),
-        (
-            "spec.panels.a.spec.plugin",
-            Some(json!(null)),
-            Skipped,
-            Refused,
-            "",
-        ),
-        (
-            "spec.panels.a.spec.plugin.kind",
-            Some(json!("")),
-            Skipped,
-            Skipped,
-            "kind cannot be empty",
-        ),
-        (
-            "spec.panels.a.spec.plugin.spec",
-            Some(json!("x")),
-            Refused,
-            Refused,
-            "must be an object",
-        ),
-        (
-            "spec.panels.a.spec.queries.0",
-            Some(json!(null)),
-            Refused,
-            Stored,
-            "",
-        ),
-        (
-            "spec.panels.a.spec.queries.0.spec.plugin",
-            None,
-            Refused,
-            Refused,
-            "",
-        ),
-        (
-            "spec.datasources.local",
-            Some(json!({})),
-            Refused,
-            Refused,
-            "no plugin schema",
-        ),
-        (
-            "spec.datasources.local",
-            Some(json!(null)),
-            Refused,
-            Refused,
-            "crashes",
-        ),
-        (
-            "spec.datasources.local.plugin.spec.proxy.spec.url",
-            Some(json!("::bad")),
-            Refused,
-            Refused,
-            "missing protocol scheme",
-        ),
-        (
-            "spec.datasources.local.plugin.spec.proxy.spec.url",
-            None,
-            Refused,
-            Refused,
-            "url cannot be empty",
-        ),
-        (
-            "spec.datasources.local.plugin.spec.proxy.spec",
-            Some(json!(null)),
-            Refused,
-            Refused,
-            "crashes",
-        ),
-        (
-            "spec.datasources.local.plugin.spec.proxy.kind",
-            Some(json!("FooProxy")),
-            Stored,
-            Stored,
-            "",
-        ),
+        ("spec.variables.0.spec.plugin", None, Refused, Refused, "crashes"),
+        ("spec.variables.0.spec.plugin.spec", None, Refused, Refused, "crashes"),
+        ("spec.panels.a", Some(json!(null)), Refused, Refused, "crashes"),
+        ("spec.panels.a.spec.plugin", None, Refused, Refused, "no plugin schema matches"),
+        ("spec.panels.a.spec.plugin", Some(json!(null)), Skipped, Refused, ""),
+        ("spec.panels.a.spec.plugin.kind", Some(json!("")), Skipped, Skipped, "kind cannot be empty"),
+        ("spec.panels.a.spec.plugin.spec", Some(json!("x")), Refused, Refused, "must be an object"),
+        ("spec.panels.a.spec.queries.0", Some(json!(null)), Refused, Stored, ""),
+        ("spec.panels.a.spec.queries.0.spec.plugin", None, Refused, Refused, ""),
+        ("spec.datasources.local", Some(json!({})), Refused, Refused, "no plugin schema"),
+        ("spec.datasources.local", Some(json!(null)), Refused, Refused, "crashes"),
+        ("spec.datasources.local.plugin.spec.proxy.spec.url", Some(json!("::bad")), Refused, Refused, "missing protocol scheme"),
+        ("spec.datasources.local.plugin.spec.proxy.spec.url", None, Refused, Refused, "url cannot be empty"),
+        ("spec.datasources.local.plugin.spec.proxy.spec", Some(json!(null)), Refused, Refused, "crashes"),
+        ("spec.datasources.local.plugin.spec.proxy.kind", Some(json!("FooProxy")), Stored, Stored, ""),
     ];
     check_cases(&base_dashboard(), cases);
 }
@@ -452,97 +195,26 @@ fn datasource_specs_and_proxies() {
         "proxy": {"kind": "HTTPProxy", "spec": {"url": "http://x", "secret": "s",
           "headers": {"X": "y"},
           "allowedEndpoints": [{"endpointPattern": "/api", "method": "GET"}]}}}}}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Skipped, Skipped, "spec cannot be empty"),
-        (
-            "spec",
-            Some(json!({"default": false})),
-            Skipped,
-            Skipped,
-            "spec cannot be empty",
-        ),
+        ("spec", Some(json!({"default": false})), Skipped, Skipped, "spec cannot be empty"),
         ("spec.plugin", None, Refused, Refused, "no plugin schema"),
         ("spec.plugin", Some(json!(null)), Skipped, Refused, ""),
         ("spec.default", Some(json!("true")), Skipped, Skipped, ""),
         ("spec.default", Some(json!("yes")), Skipped, Stored, ""),
         ("spec.display", Some(json!("x")), Skipped, Skipped, ""),
-        (
-            "spec.plugin.spec.proxy.spec.url",
-            Some(json!("http://a b")),
-            Refused,
-            Refused,
-            "in host name",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.url",
-            Some(json!(5)),
-            Refused,
-            Refused,
-            "must be a string",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.url",
-            Some(json!("")),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.headers.X",
-            Some(json!(1)),
-            Refused,
-            Refused,
-            "",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec",
-            Some(json!({})),
-            Refused,
-            Refused,
-            "url cannot be empty",
-        ),
-        (
-            "spec.plugin.spec.proxy.kind",
-            Some(json!("httpproxy")),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.allowedEndpoints.0.method",
-            Some(json!("get")),
-            Refused,
-            Refused,
-            "uppercase",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.allowedEndpoints.0.endpointPattern",
-            Some(json!("(")),
-            Refused,
-            Refused,
-            "missing closing )",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.allowedEndpoints.0.endpointPattern",
-            None,
-            Refused,
-            Refused,
-            "pattern",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.allowedEndpoints.0.endpointPattern",
-            Some(json!(null)),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.allowedEndpoints",
-            Some(json!([null])),
-            Refused,
-            Refused,
-            "",
-        ),
+        ("spec.plugin.spec.proxy.spec.url", Some(json!("http://a b")), Refused, Refused, "in host name"),
+        ("spec.plugin.spec.proxy.spec.url", Some(json!(5)), Refused, Refused, "must be a string"),
+        ("spec.plugin.spec.proxy.spec.url", Some(json!("")), Stored, Stored, ""),
+        ("spec.plugin.spec.proxy.spec.headers.X", Some(json!(1)), Refused, Refused, ""),
+        ("spec.plugin.spec.proxy.spec", Some(json!({})), Refused, Refused, "url cannot be empty"),
+        ("spec.plugin.spec.proxy.kind", Some(json!("httpproxy")), Stored, Stored, ""),
+        ("spec.plugin.spec.proxy.spec.allowedEndpoints.0.method", Some(json!("get")), Refused, Refused, "uppercase"),
+        ("spec.plugin.spec.proxy.spec.allowedEndpoints.0.endpointPattern", Some(json!("(")), Refused, Refused, "missing closing )"),
+        ("spec.plugin.spec.proxy.spec.allowedEndpoints.0.endpointPattern", None, Refused, Refused, "pattern"),
+        ("spec.plugin.spec.proxy.spec.allowedEndpoints.0.endpointPattern", Some(json!(null)), Stored, Stored, ""),
+        ("spec.plugin.spec.proxy.spec.allowedEndpoints", Some(json!([null])), Refused, Refused, ""),
     ];
     check_cases(&base, cases);
     // A SQL proxy: driver, host and database.
@@ -554,42 +226,13 @@ fn datasource_specs_and_proxies() {
           "database": "d", "postgres": {"sslMode": "require", "connectTimeout": "5s"}}}),
         ),
     );
+    #[rustfmt::skip]
     let cases: &[Case] = &[
-        (
-            "spec.plugin.spec.proxy.spec.driver",
-            Some(json!("MySQL")),
-            Refused,
-            Refused,
-            "not supported",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.driver",
-            None,
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.host",
-            None,
-            Refused,
-            Refused,
-            "host is empty",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.postgres.sslMode",
-            Some(json!("strict")),
-            Refused,
-            Refused,
-            "sslMode",
-        ),
-        (
-            "spec.plugin.spec.proxy.spec.postgres.connectTimeout",
-            Some(json!("5 s")),
-            Refused,
-            Refused,
-            "unknown unit",
-        ),
+        ("spec.plugin.spec.proxy.spec.driver", Some(json!("MySQL")), Refused, Refused, "not supported"),
+        ("spec.plugin.spec.proxy.spec.driver", None, Stored, Stored, ""),
+        ("spec.plugin.spec.proxy.spec.host", None, Refused, Refused, "host is empty"),
+        ("spec.plugin.spec.proxy.spec.postgres.sslMode", Some(json!("strict")), Refused, Refused, "sslMode"),
+        ("spec.plugin.spec.proxy.spec.postgres.connectTimeout", Some(json!("5 s")), Refused, Refused, "unknown unit"),
     ];
     check_cases(&sql, cases);
 }
@@ -598,48 +241,19 @@ fn datasource_specs_and_proxies() {
 fn metadata_names_and_projects_take_yaml_scalars() {
     let base = json!({"kind": "Secret", "metadata": {"name": "s", "project": "p"},
                       "spec": {}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
-        (
-            "metadata.name",
-            Some(json!(5)),
-            Skipped,
-            Stored,
-            "in quotes",
-        ),
+        ("metadata.name", Some(json!(5)), Skipped, Stored, "in quotes"),
         ("metadata.name", Some(json!(true)), Skipped, Stored, ""),
         ("metadata.name", Some(json!(1e6)), Skipped, Skipped, ""),
-        (
-            "metadata.name",
-            Some(json!(".")),
-            Refused,
-            Refused,
-            "is a path",
-        ),
-        (
-            "metadata.name",
-            Some(json!("..")),
-            Refused,
-            Refused,
-            "is a path",
-        ),
-        (
-            "metadata.name",
-            Some(json!(null)),
-            Skipped,
-            Skipped,
-            "is empty",
-        ),
+        ("metadata.name", Some(json!(".")), Refused, Refused, "is a path"),
+        ("metadata.name", Some(json!("..")), Refused, Refused, "is a path"),
+        ("metadata.name", Some(json!(null)), Skipped, Skipped, "is empty"),
         ("metadata", None, Refused, Refused, "no `metadata`"),
         ("metadata", Some(json!(null)), Skipped, Refused, ""),
         // A YAML number is a project name no project has.
         ("metadata.project", Some(json!(5)), Skipped, Refused, ""),
-        (
-            "metadata.tags",
-            Some(json!([null])),
-            Skipped,
-            Stored,
-            "empty",
-        ),
+        ("metadata.tags", Some(json!([null])), Skipped, Stored, "empty"),
         ("metadata.tags", Some(json!([1])), Skipped, Stored, ""),
     ];
     check_cases(&base, cases);
@@ -653,54 +267,19 @@ fn variable_resources_check_the_spec_types_but_not_validate() {
     let base = json!({"kind": "Variable", "metadata": {"name": "job", "project": "p"},
       "spec": {"kind": "ListVariable", "spec": {"allowMultiple": false, "sort": "none",
         "plugin": {"kind": "P", "spec": {}}}}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         // Accepted and stored with an empty kind.
         ("spec", None, Stored, Stored, ""),
         ("spec", Some(json!(null)), Skipped, Stored, ""),
         ("spec", Some(json!({})), Skipped, Skipped, "without a kind"),
-        (
-            "spec.kind",
-            Some(json!("listvariable")),
-            Skipped,
-            Skipped,
-            "case-sensitive",
-        ),
-        (
-            "spec.spec.sort",
-            Some(json!("foo")),
-            Skipped,
-            Skipped,
-            "unknown sort",
-        ),
-        (
-            "spec.spec.allowMultiple",
-            Some(json!("true")),
-            Skipped,
-            Skipped,
-            "",
-        ),
+        ("spec.kind", Some(json!("listvariable")), Skipped, Skipped, "case-sensitive"),
+        ("spec.spec.sort", Some(json!("foo")), Skipped, Skipped, "unknown sort"),
+        ("spec.spec.allowMultiple", Some(json!("true")), Skipped, Skipped, ""),
         // ListSpec.Validate never runs for a Variable.
-        (
-            "spec.spec.customAllValue",
-            Some(json!("x")),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.spec.plugin",
-            None,
-            Refused,
-            Refused,
-            "no plugin schema",
-        ),
-        (
-            "metadata.name",
-            Some(json!("a-b-c")),
-            Refused,
-            Refused,
-            "is not valid",
-        ),
+        ("spec.spec.customAllValue", Some(json!("x")), Stored, Stored, ""),
+        ("spec.spec.plugin", None, Refused, Refused, "no plugin schema"),
+        ("metadata.name", Some(json!("a-b-c")), Refused, Refused, "is not valid"),
     ];
     check_cases(&base, cases);
     let global = with(&base, "kind", Some(json!("GlobalVariable")));
@@ -713,66 +292,19 @@ fn variable_resources_check_the_spec_types_but_not_validate() {
 fn roles_and_bindings() {
     let role = json!({"kind": "Role", "metadata": {"name": "r", "project": "p"},
       "spec": {"permissions": [{"actions": ["read"], "scopes": ["Dashboard"]}]}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Skipped, Skipped, "spec cannot be empty"),
         ("spec.permissions", Some(json!([])), Stored, Stored, ""),
-        (
-            "spec.permissions",
-            Some(json!([null])),
-            Skipped,
-            Stored,
-            "actions",
-        ),
-        (
-            "spec.permissions.0.actions",
-            Some(json!([])),
-            Skipped,
-            Skipped,
-            "without actions",
-        ),
-        (
-            "spec.permissions.0.actions.0",
-            Some(json!("READ")),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.permissions.0.actions.0",
-            Some(json!("list")),
-            Skipped,
-            Skipped,
-            "not an action",
-        ),
-        (
-            "spec.permissions.0.actions.0",
-            Some(json!("")),
-            Skipped,
-            Skipped,
-            "empty action",
-        ),
-        (
-            "spec.permissions.0.scopes.0",
-            Some(json!("Panel")),
-            Skipped,
-            Skipped,
-            "not a scope",
-        ),
-        (
-            "spec.permissions.0.scopes.0",
-            Some(json!("GlobalDatasource")),
-            Skipped,
-            Skipped,
-            "global scope",
-        ),
+        ("spec.permissions", Some(json!([null])), Skipped, Stored, "actions"),
+        ("spec.permissions.0.actions", Some(json!([])), Skipped, Skipped, "without actions"),
+        ("spec.permissions.0.actions.0", Some(json!("READ")), Stored, Stored, ""),
+        ("spec.permissions.0.actions.0", Some(json!("list")), Skipped, Skipped, "not an action"),
+        ("spec.permissions.0.actions.0", Some(json!("")), Skipped, Skipped, "empty action"),
+        ("spec.permissions.0.scopes.0", Some(json!("Panel")), Skipped, Skipped, "not a scope"),
+        ("spec.permissions.0.scopes.0", Some(json!("GlobalDatasource")), Skipped, Skipped, "global scope"),
         // The global-scope check is case-sensitive in v0.54.
-        (
-            "spec.permissions.0.scopes.0",
-            Some(json!("globaldatasource")),
-            Stored,
-            Stored,
-            "",
-        ),
+        ("spec.permissions.0.scopes.0", Some(json!("globaldatasource")), Stored, Stored, ""),
     ];
     check_cases(&role, cases);
     let global = with(
@@ -791,45 +323,16 @@ fn roles_and_bindings() {
 
     let binding = json!({"kind": "RoleBinding", "metadata": {"name": "b", "project": "p"},
       "spec": {"role": "r", "subjects": [{"kind": "User", "name": "u"}]}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Skipped, Skipped, "spec cannot be empty"),
         ("spec", Some(json!(null)), Skipped, Skipped, ""),
-        (
-            "spec.role",
-            Some(json!("")),
-            Skipped,
-            Skipped,
-            "without a role",
-        ),
+        ("spec.role", Some(json!("")), Skipped, Skipped, "without a role"),
         ("spec.subjects", Some(json!([null])), Skipped, Skipped, ""),
-        (
-            "spec.subjects.0.kind",
-            Some(json!("user")),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.subjects.0.kind",
-            Some(json!("Group")),
-            Skipped,
-            Skipped,
-            "unknown kind",
-        ),
-        (
-            "spec.subjects.0.kind",
-            Some(json!("Project")),
-            Skipped,
-            Skipped,
-            "is not User",
-        ),
-        (
-            "spec.subjects.0.name",
-            Some(json!("")),
-            Skipped,
-            Skipped,
-            "name the user",
-        ),
+        ("spec.subjects.0.kind", Some(json!("user")), Stored, Stored, ""),
+        ("spec.subjects.0.kind", Some(json!("Group")), Skipped, Skipped, "unknown kind"),
+        ("spec.subjects.0.kind", Some(json!("Project")), Skipped, Skipped, "is not User"),
+        ("spec.subjects.0.name", Some(json!("")), Skipped, Skipped, "name the user"),
     ];
     check_cases(&binding, cases);
 }
@@ -839,123 +342,49 @@ fn folders_secrets_users_and_projects() {
     let folder = json!({"kind": "Folder", "metadata": {"name": "f", "project": "p"},
       "spec": {"items": [{"kind": "Dashboard", "name": "a"},
                          {"kind": "Folder", "name": "sub", "items": [{"kind": "Dashboard", "name": "b"}]}]}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Stored, Stored, ""),
-        (
-            "spec.items.0.kind",
-            Some(json!("dashboard")),
-            Stored,
-            Stored,
-            "",
-        ),
-        (
-            "spec.items.0.kind",
-            Some(json!("Panel")),
-            Skipped,
-            Skipped,
-            "\"Panel\"",
-        ),
-        (
-            "spec.items.0.kind",
-            None,
-            Skipped,
-            Skipped,
-            "Dashboard or Folder",
-        ),
-        (
-            "spec.items.0.name",
-            None,
-            Skipped,
-            Skipped,
-            "name is required",
-        ),
-        (
-            "spec.items.0.name",
-            Some(json!("b")),
-            Skipped,
-            Skipped,
-            "listed twice",
-        ),
+        ("spec.items.0.kind", Some(json!("dashboard")), Stored, Stored, ""),
+        ("spec.items.0.kind", Some(json!("Panel")), Skipped, Skipped, "\"Panel\""),
+        ("spec.items.0.kind", None, Skipped, Skipped, "Dashboard or Folder"),
+        ("spec.items.0.name", None, Skipped, Skipped, "name is required"),
+        ("spec.items.0.name", Some(json!("b")), Skipped, Skipped, "listed twice"),
         ("spec.items.0", Some(json!(null)), Skipped, Stored, ""),
     ];
     check_cases(&folder, cases);
 
     let secret = json!({"kind": "GlobalSecret", "metadata": {"name": "s"},
       "spec": {"basicAuth": {"username": "u", "password": "p"}}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Stored, Stored, ""),
-        (
-            "spec.basicAuth",
-            Some(json!({})),
-            Skipped,
-            Skipped,
-            "needs a username",
-        ),
-        (
-            "spec.basicAuth.password",
-            Some(json!(1234)),
-            Skipped,
-            Stored,
-            "",
-        ),
-        (
-            "spec.basicAuth.passwordFile",
-            Some(json!("/f")),
-            Skipped,
-            Skipped,
-            "both password",
-        ),
+        ("spec.basicAuth", Some(json!({})), Skipped, Skipped, "needs a username"),
+        ("spec.basicAuth.password", Some(json!(1234)), Skipped, Stored, ""),
+        ("spec.basicAuth.passwordFile", Some(json!("/f")), Skipped, Skipped, "both password"),
         ("spec.authorization", Some(json!({})), Stored, Stored, ""),
-        (
-            "spec.oauth",
-            Some(json!({"clientID": "c"})),
-            Skipped,
-            Skipped,
-            "tokenURL",
-        ),
-        (
-            "spec.tlsConfig",
-            Some(json!({"insecureSkipVerify": "true"})),
-            Skipped,
-            Skipped,
-            "",
-        ),
+        ("spec.oauth", Some(json!({"clientID": "c"})), Skipped, Skipped, "tokenURL"),
+        ("spec.tlsConfig", Some(json!({"insecureSkipVerify": "true"})), Skipped, Skipped, ""),
     ];
     check_cases(&secret, cases);
 
     let user = json!({"kind": "User", "metadata": {"name": "u"},
       "spec": {"nativeProvider": {"password": "secret"}}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Refused, Refused, "without a password"),
-        (
-            "spec.nativeProvider.password",
-            Some(json!("x".repeat(73))),
-            Refused,
-            Refused,
-            "bcrypt",
-        ),
-        (
-            "spec.oauthProviders",
-            Some(json!([{"issuer": "i"}])),
-            Skipped,
-            Stored,
-            "both",
-        ),
+        ("spec.nativeProvider.password", Some(json!("x".repeat(73))), Refused, Refused, "bcrypt"),
+        ("spec.oauthProviders", Some(json!([{"issuer": "i"}])), Skipped, Stored, "both"),
         ("spec.firstName", Some(json!(1)), Skipped, Stored, ""),
     ];
     check_cases(&user, cases);
 
     let project =
         json!({"kind": "Project", "metadata": {"name": "q"}, "spec": {"display": {"name": "Q"}}});
+    #[rustfmt::skip]
     let cases: &[Case] = &[
         ("spec", None, Stored, Stored, ""),
-        (
-            "spec",
-            Some(json!("x")),
-            Skipped,
-            Skipped,
-            "must be an object",
-        ),
+        ("spec", Some(json!("x")), Skipped, Skipped, "must be an object"),
         ("spec.display.name", Some(json!(5)), Skipped, Stored, ""),
     ];
     check_cases(&project, cases);
