@@ -33,7 +33,7 @@ fn plugin_kind(v: &Value, w: &mut Walk, at: &str) {
     if kind.as_deref().unwrap_or_default().is_empty() {
         w.error(format!(
             "{at}.kind is {}: Perses refuses a plugin without a kind (kind cannot be empty); \
-             name the plugin, such as \"PrometheusDatasource\"",
+             name the plugin it uses, such as \"TimeSeriesChart\"",
             if kind.is_some() { "empty" } else { "missing" }
         ));
     }

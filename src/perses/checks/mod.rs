@@ -344,7 +344,7 @@ pub(crate) fn check_object(
         _ => None,
     };
     let label = match &resource {
-        Some(r) if !r.name.is_empty() => format!("{}: ", r.key()),
+        Some(r) if !r.name.is_empty() && !r.kind.is_empty() => format!("{}: ", r.key()),
         _ => format!("object {}: ", index + 1),
     };
     let decodes = found.decoding.is_empty();
@@ -436,6 +436,11 @@ pub(crate) fn check_tags(tags: Option<&Value>, json: bool) -> Vec<String> {
 }
 
 pub(crate) fn kind_message(kind: &str) -> String {
+    if kind.is_empty() {
+        return "`kind` is empty: Perses cannot tell what this object is (write Dashboard, \
+                Project, ...)"
+            .into();
+    }
     if kind == "EphemeralDashboard" {
         return "kind EphemeralDashboard cannot be provisioned: Perses refuses it (create it \
                 through the API instead)"
