@@ -13,8 +13,11 @@
 //!    ignored; a file holds one object or a list of them; JSON or YAML is told from the content,
 //!    not the extension, and only the first YAML document counts. Each object is decoded into
 //!    its kind's struct, whose `UnmarshalJSON`/`UnmarshalYAML` validate it (name, tags, spec,
-//!    layout references, dashboard variables). One object that fails makes Perses skip the
-//!    whole file: the file is not `accepted`, and every resource of it is `Refused`.
+//!    layout references, dashboard variables), and whose Go types the two decoders enforce in
+//!    their own ways (`checks/types.rs`: JSON is strict, YAML turns scalars into strings, reads
+//!    `yes` as a bool, truncates floats into integers, and skips the decoder of a `null`). One
+//!    object that fails makes Perses skip the whole file: the file is not `accepted`, and every
+//!    resource of it is `Refused`.
 //! 2. Applying, object by object (`internal/api/provisioning/provisioning.go`, `applyEntity`):
 //!    Projects first, then everything else in reading order. Names and projects are lowercased
 //!    (`Metadata.Flatten`, `database.case_sensitive` false by default); a resource whose project
@@ -25,8 +28,9 @@
 //!    outside any project (`StoredUnreachable`).
 //!
 //! What is not replayed: plugin schema validation (CUE), which the services also run when they
-//! create a resource, and the decoding rules of plugin-free spec fields other than those listed
-//! above. A resource that passes here can still be refused there, one resource at a time.
+//! create a resource (only the shape every schema shares is checked: a plugin has a kind, its
+//! spec is an object), and dashboard variable references (`$name`), which depend on what the
+//! server stores. A resource that passes here can still be refused there, one at a time.
 
 mod checks;
 mod decode;
@@ -98,8 +102,17 @@ pub const PROJECT_SCOPED_KINDS: [&str; 7] = [
 
 /// Kinds Perses refuses with a missing `spec` (decoding fails on a zero spec: `validate` of
 /// each type in pkg/model/api/v1). Datasource and GlobalDatasource also refuse a `null` or `{}`
-/// spec; a Dashboard's `{}` (and its `null` in a JSON file) decodes to a non-zero spec.
-pub const SPEC_REQUIRED_KINDS: [&str; 3] = ["Dashboard", "Datasource", "GlobalDatasource"];
+/// spec, Role and GlobalRole one without `permissions`, the bindings one without a role; a
+/// Dashboard's `{}` (and its `null` in a JSON file) decodes to a non-zero spec.
+pub const SPEC_REQUIRED_KINDS: [&str; 7] = [
+    "Dashboard",
+    "Datasource",
+    "GlobalDatasource",
+    "GlobalRole",
+    "GlobalRoleBinding",
+    "Role",
+    "RoleBinding",
+];
 
 /// File name endings Perses reads; compared case-sensitively, as Go's `filepath.Ext` does.
 pub const RESOURCE_EXTENSIONS: [&str; 3] = [".json", ".yaml", ".yml"];

@@ -107,7 +107,7 @@ fn project_scoped_kinds_without_a_project_are_stored_outside_any() {
             ),
             (
                 "missing.json",
-                r#"{"kind":"Variable","metadata":{"name":"v"},"spec":{}}"#,
+                r#"{"kind":"Variable","metadata":{"name":"v"},"spec":{"kind":"TextVariable","spec":{"value":"x"}}}"#,
             ),
             (
                 "list.json",
@@ -309,7 +309,7 @@ fn one_bad_object_skips_the_whole_list_file() {
 
 #[test]
 fn yaml_with_several_documents_warns_and_counts_only_the_first() {
-    let text = "# comment\nkind: GlobalRole\nmetadata:\n  name: first\n---\nkind: GlobalRole\nmetadata:\n  name: second\n";
+    let text = "# comment\nkind: GlobalSecret\nmetadata:\n  name: first\n---\nkind: GlobalSecret\nmetadata:\n  name: second\n";
     let r = lint(&[("roles.yaml", text)], &[]);
     let f = file(&r, "roles.yaml");
     assert!(f.accepted);
@@ -327,9 +327,9 @@ fn yaml_with_several_documents_warns_and_counts_only_the_first() {
 
     // Markers around a single document, or an empty trailing one, are not worth a warning.
     for single in [
-        "---\nkind: GlobalRole\nmetadata:\n  name: a\n",
-        "---\nkind: GlobalRole\nmetadata:\n  name: a\n...\n",
-        "kind: GlobalRole\nmetadata:\n  name: a\n---\n# nothing\n",
+        "---\nkind: GlobalSecret\nmetadata:\n  name: a\n",
+        "---\nkind: GlobalSecret\nmetadata:\n  name: a\n...\n",
+        "kind: GlobalSecret\nmetadata:\n  name: a\n---\n# nothing\n",
     ] {
         let p = parse_file("x.yaml", single.as_bytes()).unwrap();
         assert!(p.warnings.is_empty(), "{single:?}: {:?}", p.warnings);
@@ -338,7 +338,7 @@ fn yaml_with_several_documents_warns_and_counts_only_the_first() {
     // A syntax error in an ignored document does not matter to Perses.
     let p = parse_file(
         "x.yaml",
-        b"kind: GlobalRole\nmetadata: {name: a}\n---\n[oops\n",
+        b"kind: GlobalSecret\nmetadata: {name: a}\n---\n[oops\n",
     )
     .unwrap();
     assert_eq!(p.objects.len(), 1);
@@ -347,7 +347,7 @@ fn yaml_with_several_documents_warns_and_counts_only_the_first() {
 
 #[test]
 fn json_parse_errors_carry_the_line() {
-    let text = "{\n  \"kind\": \"GlobalRole\",\n  \"metadata\": {\"name\": \"a\"\n}\n";
+    let text = "{\n  \"kind\": \"GlobalSecret\",\n  \"metadata\": {\"name\": \"a\"\n}\n";
     let r = lint(&[("bad.json", text)], &[]);
     let f = file(&r, "bad.json");
     assert!(!f.accepted);
@@ -363,7 +363,7 @@ fn json_parse_errors_carry_the_line() {
 
 #[test]
 fn yaml_parse_errors_carry_the_line() {
-    let text = "kind: GlobalRole\nmetadata:\n  name: a\n   bad: indent\n";
+    let text = "kind: GlobalSecret\nmetadata:\n  name: a\n   bad: indent\n";
     let r = lint(&[("bad.yml", text)], &[]);
     let f = file(&r, "bad.yml");
     assert!(!f.accepted);
@@ -383,7 +383,7 @@ fn yaml_parse_errors_carry_the_line() {
 #[test]
 fn a_json_file_holding_yaml_is_read_as_yaml_with_a_warning() {
     // Trailing comma: invalid JSON, valid YAML flow syntax; Perses falls back to YAML.
-    let text = "[\n  {\"kind\": \"GlobalRole\", \"metadata\": {\"name\": \"a\"},}\n]\n";
+    let text = "[\n  {\"kind\": \"GlobalSecret\", \"metadata\": {\"name\": \"a\"},}\n]\n";
     let r = lint(&[("trailing.json", text)], &[]);
     let f = file(&r, "trailing.json");
     assert!(f.accepted);
@@ -393,7 +393,7 @@ fn a_json_file_holding_yaml_is_read_as_yaml_with_a_warning() {
     // And a .yaml file that is plain JSON is fine as it is.
     let p = parse_file(
         "x.yaml",
-        br#"{"kind":"GlobalRole","metadata":{"name":"a"}}"#,
+        br#"{"kind":"GlobalSecret","metadata":{"name":"a"}}"#,
     )
     .unwrap();
     assert!(p.warnings.is_empty());
@@ -421,7 +421,7 @@ fn empty_files_lists_and_non_objects_are_refused() {
             ("scalar.json", "\"x\""),
             (
                 "mixed.json",
-                "[{\"kind\":\"GlobalRole\",\"metadata\":{\"name\":\"a\"}},\n 3]",
+                "[{\"kind\":\"GlobalSecret\",\"metadata\":{\"name\":\"a\"}},\n 3]",
             ),
         ],
         &[],
@@ -446,7 +446,7 @@ fn other_files_are_ignored_and_upper_case_extensions_warned() {
         &[
             ("README.md", "# hi"),
             ("Chart.JSON", "{}"),
-            ("r.yml", "kind: GlobalRole\nmetadata:\n  name: a\n"),
+            ("r.yml", "kind: GlobalSecret\nmetadata:\n  name: a\n"),
         ],
         &[],
     );
@@ -464,7 +464,7 @@ fn global_kinds_ignore_a_project_with_a_warning() {
     let r = lint(
         &[(
             "g.json",
-            r#"{"kind":"GlobalVariable","metadata":{"name":"v","project":"p"},"spec":{}}"#,
+            r#"{"kind":"GlobalVariable","metadata":{"name":"v","project":"p"},"spec":{"kind":"TextVariable","spec":{}}}"#,
         )],
         &[],
     );

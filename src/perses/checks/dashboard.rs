@@ -1,13 +1,80 @@
-//! A Dashboard's spec: empty specs, durations, layouts and their references, variables.
+//! A Dashboard's spec: its decoding (perses/spec go/dashboard/dashboard.go `Spec` and
+//! `Spec.validate`; `Dashboard.validate`, pkg/model/api/v1/dashboard.go), then what the
+//! Dashboard service checks when it creates it (`validate.DashboardSpecWithVars`,
+//! internal/api/validate/validate.go): variable names, plugins, local datasources.
 
 use super::super::decode::type_name;
-use super::{Found, IdProblem, id_problem};
+use super::datasource::{DATASOURCE_SPEC, DISPLAY, PLUGIN, datasource_refusals};
+use super::layout::{LAYOUT, check_grid_references};
+use super::types::{Ty, Walk, f, go_string, timezone_problem};
+use super::variable::{DASHBOARD_VARIABLE, go_bool, variable_name_problem};
+use super::{Found, IdProblem, id_problem, plugin_refusals};
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A Dashboard's (or EphemeralDashboard's) `spec`, as decoding checks it (`Dashboard.validate`,
-/// pkg/model/api/v1/dashboard.go, and the spec types of perses/spec go/dashboard), plus the
-/// variable names the Dashboard service checks when it creates it.
+static STR: Ty = Ty::Str;
+static BOOL: Ty = Ty::Bool;
+static ANY: Ty = Ty::Any;
+static DURATION: Ty = Ty::Duration;
+
+static DISPLAY_PTR: Ty = Ty::Ptr(&DISPLAY);
+/// perses/spec `dashboard.Link`.
+static LINK: Ty = Ty::Struct(&[
+    f("name", &STR),
+    f("url", &STR),
+    f("tooltip", &STR),
+    f("renderVariables", &BOOL),
+    f("targetBlank", &BOOL),
+]);
+static LINKS: Ty = Ty::List(&LINK);
+static QUERY: Ty = Ty::Struct(&[
+    f("kind", &STR),
+    f(
+        "spec",
+        &Ty::Struct(&[f("name", &STR), f("plugin", &PLUGIN)]),
+    ),
+]);
+static QUERIES: Ty = Ty::List(&QUERY);
+/// perses/spec `dashboard.Panel`: `kind` is not checked.
+static PANEL: Ty = Ty::Ptr(&Ty::Struct(&[
+    f("kind", &STR),
+    f(
+        "spec",
+        &Ty::Struct(&[
+            f("display", &DISPLAY_PTR),
+            f("plugin", &PLUGIN),
+            f("queries", &QUERIES),
+            f("links", &LINKS),
+        ]),
+    ),
+]));
+static PANELS: Ty = Ty::Map(&PANEL);
+static DATASOURCES: Ty = Ty::Map(&Ty::Ptr(&DATASOURCE_SPEC));
+static VARIABLES: Ty = Ty::List(&DASHBOARD_VARIABLE);
+static LAYOUTS: Ty = Ty::List(&LAYOUT);
+static TIMEZONE: Ty = Ty::Checked(&STR, timezone);
+
+fn timezone(v: &Value, w: &mut Walk, at: &str) {
+    if let Some(e) = timezone_problem(&go_string(v, w.json)) {
+        w.error(format!("{at}: {e}"));
+    }
+}
+
+/// The fields of perses/spec `dashboard.Spec`; annotations are left to the plugin schemas.
+static SPEC_FIELDS: [super::types::Field; 10] = [
+    f("display", &DISPLAY_PTR),
+    f("datasources", &DATASOURCES),
+    f("variables", &VARIABLES),
+    f("annotations", &ANY),
+    f("panels", &PANELS),
+    f("layouts", &LAYOUTS),
+    f("duration", &DURATION),
+    f("refreshInterval", &DURATION),
+    f("timezone", &TIMEZONE),
+    f("links", &LINKS),
+];
+
+/// A Dashboard's (or EphemeralDashboard's) `spec`.
 pub(crate) fn check_dashboard_spec(
     kind: &str,
     spec: Option<&Value>,
@@ -51,219 +118,155 @@ pub(crate) fn check_dashboard_spec(
             "spec is empty: Perses stores this {kind} with an empty spec (no panel)"
         ));
     }
-    found.decoding.extend(check_layouts(spec));
-    check_dashboard_variables(spec, kind == "Dashboard", found);
+    let mut w = Walk::new(json);
+    w.fields(spec, &SPEC_FIELDS, "spec");
+    if let Some(Value::Object(panels)) = spec.get("panels") {
+        for key in panels.keys() {
+            match id_problem(key) {
+                Some(IdProblem::Bad(why)) => w.error(format!("spec.panels key {key:?} {why}")),
+                Some(IdProblem::Empty) => {
+                    w.error("spec.panels has an empty key, which Perses refuses")
+                }
+                None => {}
+            }
+        }
+    }
+    w.errors.extend(duplicate_variables(spec, json));
+    w.errors.extend(check_grid_references(spec, json));
+    let decodes = w.errors.is_empty();
+    found.decoding.extend(w.errors);
+    // An EphemeralDashboard never reaches a service: provisioning refuses its kind.
+    if decodes && kind == "Dashboard" {
+        found.refusals.extend(service_refusals(spec, json));
+    }
 }
 
-/// Layouts, as decoding checks them: the kind (`LayoutKind.validate`, `Layout.unmarshal`,
-/// perses/spec go/dashboard/layout.go), the form of every `content.$ref` (`JSONRef.validate`,
-/// perses/spec go/common/jsonref.go), and, in Grid layouts, that it names a panel of
-/// `spec.panels` (`verifyAndSetJSONReferences`, `checkAndSetRef`, pkg/model/api/v1/dashboard.go;
-/// Tabs layouts are not resolved there).
-pub(crate) fn check_layouts(spec: &Map<String, Value>) -> Vec<String> {
-    let mut problems = Vec::new();
-    let Some(Value::Array(layouts)) = spec.get("layouts") else {
-        return problems;
+/// `Spec.validate`: variable names are unique (ListVariable and TextVariable share them).
+fn duplicate_variables(spec: &Map<String, Value>, json: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(Value::Array(variables)) = spec.get("variables") else {
+        return out;
     };
-    let panels = spec.get("panels").and_then(Value::as_object);
-    for (i, layout) in layouts.iter().enumerate() {
-        let at = format!("spec.layouts[{i}]");
-        let Some(layout) = layout.as_object() else {
+    let mut seen = BTreeSet::new();
+    for (i, v) in variables.iter().enumerate() {
+        let Some(name) = v.get("spec").and_then(|s| s.get("name")) else {
             continue;
         };
-        let kind = layout
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let lspec = layout.get("spec").and_then(Value::as_object);
-        let items_of = |v: Option<&Value>| -> Vec<Value> {
-            v.and_then(Value::as_array).cloned().unwrap_or_default()
+        let name = go_string(name, json);
+        if !name.is_empty() && !seen.insert(name.clone()) {
+            out.push(format!(
+                "spec.variables[{i}]: variable {name:?} is defined twice in this dashboard"
+            ));
+        }
+    }
+    out
+}
+
+/// What the Dashboard service refuses in a spec that decodes, in its order: the inputs Perses
+/// v0.54 crashes on, variable names (`validateVariableNames`), plugins no schema can match
+/// (`ValidateDashboardVariables`, `ValidatePanels`), local datasources (`ValidateAndExtract`,
+/// their plugin, and one default per plugin kind).
+fn service_refusals(spec: &Map<String, Value>, json: bool) -> Vec<String> {
+    let service = "the Dashboard service refuses the dashboard";
+    let mut out = Vec::new();
+    let crash = "Perses v0.54 crashes on it, which stops the whole server, at every start";
+    if let Some(Value::Array(variables)) = spec.get("variables") {
+        // yaml.v3 drops the null items of a list (JSON ones fail decoding).
+        let items = || {
+            variables
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| json || !v.is_null())
         };
-        let (items, resolve): (Vec<(String, Value)>, bool) = match kind {
-            "Grid" => (
-                items_of(lspec.and_then(|s| s.get("items")))
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, it)| (format!("{at}.spec.items[{j}]"), it))
-                    .collect(),
-                true,
-            ),
-            "Tabs" => (
-                items_of(lspec.and_then(|s| s.get("tabs")))
+        for (i, v) in items() {
+            let at = format!("spec.variables[{i}]");
+            let vspec = v.get("spec").filter(|s| !s.is_null());
+            if v.get("kind").and_then(Value::as_str) == Some("ListVariable") {
+                // `BuildVariableOrder` walks the plugin spec of every list variable, and panics
+                // on a missing one (`reflect.Value.Type` on a zero Value).
+                let plugin = vspec.and_then(|s| s.get("plugin")).filter(|p| !p.is_null());
+                match plugin {
+                    None => {
+                        out.push(format!("{at}: the list variable has no plugin: {crash}"));
+                        continue;
+                    }
+                    Some(p) if p.get("spec").is_none_or(Value::is_null) => {
+                        out.push(format!(
+                            "{at}.spec.plugin has no spec: {crash}; give it one, even {{}}"
+                        ));
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            let name = vspec
+                .and_then(|s| s.get("name"))
+                .map(|n| go_string(n, json))
+                .unwrap_or_default();
+            if let Some(p) = variable_name_problem(&name) {
+                out.push(format!("{at}: {p}; {service}"));
+            }
+        }
+        for (i, v) in items() {
+            if v.get("kind").and_then(Value::as_str) == Some("ListVariable")
+                && let Some(s) = v.get("spec")
+            {
+                let at = format!("spec.variables[{i}].spec.plugin");
+                out.extend(plugin_refusals(s.get("plugin"), &at, json, service));
+            }
+        }
+    }
+    if let Some(Value::Object(panels)) = spec.get("panels") {
+        for (key, panel) in panels {
+            let at = format!("spec.panels.{key}");
+            if panel.is_null() {
+                out.push(format!("{at} is null: {crash} (ValidatePanels)"));
+                continue;
+            }
+            let pspec = panel.get("spec");
+            let plugin = pspec.and_then(|s| s.get("plugin"));
+            out.extend(plugin_refusals(
+                plugin,
+                &format!("{at}.spec.plugin"),
+                json,
+                service,
+            ));
+            if let Some(Value::Array(queries)) = pspec.and_then(|s| s.get("queries")) {
+                // yaml.v3 drops a null query; a JSON one is a query with no plugin.
+                for (j, q) in queries
                     .iter()
                     .enumerate()
-                    .flat_map(|(t, tab)| {
-                        let at = &at;
-                        items_of(tab.get("items"))
-                            .into_iter()
-                            .enumerate()
-                            .map(move |(j, it)| (format!("{at}.spec.tabs[{t}].items[{j}]"), it))
-                    })
-                    .collect(),
-                false,
-            ),
-            "" => {
-                problems.push(format!("{at}: the layout kind is missing (Grid or Tabs)"));
-                continue;
-            }
-            other => {
-                problems.push(format!(
-                    "{at}: unknown layout kind {other:?}; Perses knows Grid and Tabs"
-                ));
-                continue;
-            }
-        };
-        for (at, item) in items {
-            let content = match item.get("content") {
-                Some(Value::Object(c)) => c,
-                // `checkAndSetRef` dereferences the missing reference: Perses v0.54 panics
-                // (nil pointer) while decoding the file, and the whole server stops, at every
-                // start. Tabs items are not resolved, so they do not crash it.
-                None | Some(Value::Null) if resolve => {
-                    problems.push(format!(
-                        "{at}: the item has no content: Perses v0.54 crashes on it (nil pointer \
-                         in checkAndSetRef while decoding the dashboard), which stops the whole \
-                         server, at every start"
-                    ));
-                    continue;
+                    .filter(|(_, q)| json || !q.is_null())
+                {
+                    let plugin = q.get("spec").and_then(|s| s.get("plugin"));
+                    let at = format!("{at}.spec.queries[{j}].spec.plugin");
+                    out.extend(plugin_refusals(plugin, &at, json, service));
                 }
-                None | Some(Value::Null) => continue,
-                Some(other) => {
-                    problems.push(format!(
-                        "{at}: content must be an object, found {}",
-                        type_name(other)
-                    ));
-                    continue;
-                }
+            }
+        }
+    }
+    if let Some(Value::Object(datasources)) = spec.get("datasources") {
+        let mut defaults: BTreeMap<String, &str> = BTreeMap::new();
+        for (key, ds) in datasources {
+            let at = format!("spec.datasources.{key}");
+            let Value::Object(ds) = ds else {
+                out.push(format!("{at} is null: {crash} (validateDashboardSpec)"));
+                continue;
             };
-            let reference = content
-                .get("$ref")
-                .and_then(Value::as_str)
+            out.extend(datasource_refusals(ds, &at, json, service));
+            let default = ds.get("default").is_some_and(|d| go_bool(d, json));
+            let plugin = ds
+                .get("plugin")
+                .and_then(|p| p.get("kind"))
+                .map(|k| go_string(k, json))
                 .unwrap_or_default();
-            let Some(path) = json_ref_path(reference) else {
-                problems.push(format!(
-                    "{at}: content.$ref {reference:?} is not a reference Perses accepts \
-                     (`#/spec/panels/NAME`)"
-                ));
-                continue;
-            };
-            if !resolve {
-                continue;
-            }
-            if path.len() != 3 || path[0] != "spec" || path[1] != "panels" {
-                problems.push(format!(
-                    "{at}: content.$ref {reference:?} does not point into spec.panels"
-                ));
-            } else if !panels.is_some_and(|p| p.contains_key(path[2])) {
-                problems.push(format!(
-                    "{at}: content.$ref {reference:?} names no panel of spec.panels: Perses \
-                     refuses the dashboard (no panel found for ref {:?})",
-                    path[2]
+            if default && let Some(first) = defaults.insert(plugin.clone(), key) {
+                out.push(format!(
+                    "{at}: {first} is already the default {plugin:?} datasource of this \
+                     dashboard; {service} (set \"default\": false on one of them)"
                 ));
             }
         }
     }
-    problems
-}
-
-/// The parts of a JSON reference if it matches `^#?/([a-zA-Z0-9_-]+)(?:/([a-zA-Z0-9_-]+))*$`.
-pub(crate) fn json_ref_path(reference: &str) -> Option<Vec<&str>> {
-    let rest = reference.strip_prefix('#').unwrap_or(reference);
-    let rest = rest.strip_prefix('/')?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let ok = parts.iter().all(|p| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    });
-    ok.then_some(parts)
-}
-
-/// Dashboard variables: their kind, name and unicity while decoding (`Variable.unmarshal`,
-/// `ListVariableSpec.validate`, `TextVariableSpec.validate`, `Spec.validate` in perses/spec
-/// go/dashboard), then the name rule of the Dashboard service (`validateVariableNames`, via
-/// `validate.DashboardSpecWithVars`, internal/api/validate/validate.go), which refuses the
-/// object only.
-pub(crate) fn check_dashboard_variables(
-    spec: &Map<String, Value>,
-    service: bool,
-    found: &mut Found,
-) {
-    let Some(Value::Array(variables)) = spec.get("variables") else {
-        return;
-    };
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    for (i, v) in variables.iter().enumerate() {
-        let at = format!("spec.variables[{i}]");
-        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
-        if kind != "ListVariable" && kind != "TextVariable" {
-            found.decoding.push(format!(
-                "{at}: variable kind {kind:?} is neither ListVariable nor TextVariable"
-            ));
-            continue;
-        }
-        let name = v
-            .get("spec")
-            .and_then(|s| s.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match id_problem(name) {
-            Some(IdProblem::Empty) => {
-                found
-                    .decoding
-                    .push(format!("{at}: the variable has no name"));
-                continue;
-            }
-            Some(IdProblem::Bad(why)) => {
-                found
-                    .decoding
-                    .push(format!("{at}: variable name {name:?} {why}"));
-                continue;
-            }
-            None => {}
-        }
-        // `strconv.Atoi` succeeds.
-        if kind == "TextVariable" && name.parse::<i64>().is_ok() {
-            found.decoding.push(format!(
-                "{at}: variable name {name:?} holds only digits, which Perses refuses"
-            ));
-            continue;
-        }
-        if !seen.insert(name) {
-            found.decoding.push(format!(
-                "{at}: variable {name:?} is defined twice in this dashboard"
-            ));
-            continue;
-        }
-        // An EphemeralDashboard never reaches a service: provisioning refuses its kind.
-        if let Some(p) = variable_name_problem(name).filter(|_| service) {
-            found.refusals.push(format!(
-                "{at}: {p}; the Dashboard service refuses the dashboard"
-            ));
-        }
-    }
-}
-
-/// `validateVariableName` (internal/api/validate/validate.go): the name must match
-/// `^\w*?[^0-9]\w*$` (Go's `\w` is `[0-9A-Za-z_]`: at most one other character, and not only
-/// digits), and must not start with `__`, the prefix of builtin variables.
-pub(crate) fn variable_name_problem(name: &str) -> Option<String> {
-    let word = |c: &char| c.is_ascii_alphanumeric() || *c == '_';
-    let matches = match name.chars().filter(|c| !word(c)).count() {
-        0 => name.chars().any(|c| !c.is_ascii_digit()),
-        1 => true,
-        _ => false,
-    };
-    if !matches {
-        return Some(format!(
-            "variable name {name:?} is not valid: Perses allows letters, digits, '_' and at \
-             most one other character, and not only digits (`^\\w*?[^0-9]\\w*$`)"
-        ));
-    }
-    if name.starts_with("__") {
-        return Some(format!(
-            "variable name {name:?} starts with `__`, the prefix of Perses' builtin variables"
-        ));
-    }
-    None
+    out
 }

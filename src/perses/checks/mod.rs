@@ -3,15 +3,27 @@
 //! and what it stores where it is unusable.
 
 mod dashboard;
+mod datasource;
+#[cfg(test)]
+mod kinds_tests;
+mod layout;
+mod rbac;
+mod resources;
 #[cfg(test)]
 mod tests;
+mod types;
+#[cfg(test)]
+mod types_tests;
+mod variable;
 
 use super::decode::{ParsedObject, type_name};
 use super::report::{Problem, Resource, Status};
 use super::{MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS, PROJECT_SCOPED_KINDS, PROVISIONABLE_KINDS};
-use dashboard::{check_dashboard_spec, variable_name_problem};
+use dashboard::check_dashboard_spec;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
+use types::{Ty, Walk, f, go_scalar_string, go_string, scalar_problem};
+use variable::{RESOURCE_VARIABLE_SPEC, variable_name_problem};
 
 /// The problem with a `metadata.name`, if any.
 pub fn check_name(name: &str) -> Option<String> {
@@ -135,55 +147,100 @@ pub(crate) fn check_object(
         found.decoding.push(kind_message(k));
     }
 
+    // `Metadata.UnmarshalJSON`/`UnmarshalYAML` (pkg/model/api/v1/metadata.go) validate the
+    // name and tags. A missing `metadata`, or a YAML `metadata: null`, never reaches them: the
+    // object decodes with an empty name, and Perses stores it under a broken key of its file
+    // database, or refuses it as a later "update" of one (model spec §1.8).
     let metadata = match map.get("metadata") {
-        Some(Value::Object(m)) => m,
-        None => {
-            found.decoding.push("no `metadata` object".into());
-            &empty
+        Some(Value::Object(m)) => Some(m),
+        None => None,
+        Some(Value::Null) if !json => None,
+        Some(Value::Null) => {
+            found.decoding.push(
+                "metadata is null: Perses refuses an object without a name (name cannot be \
+                 empty)"
+                    .into(),
+            );
+            None
         }
         Some(other) => {
             found.decoding.push(format!(
                 "`metadata` must be an object, found {}",
                 type_name(other)
             ));
-            &empty
+            None
         }
     };
-    let name = match metadata.get("name") {
-        Some(Value::String(n)) => {
-            found.decoding.extend(check_name(n));
-            Some(n.clone())
-        }
-        None if map.contains_key("metadata") => {
+    let nameless = match map.get("metadata") {
+        None => true,
+        Some(Value::Null) => !json,
+        Some(_) => false,
+    };
+    let name = match metadata.map(|m| m.get("name")) {
+        Some(Some(n)) => match scalar_problem_opt(n, json) {
+            Some(e) => {
+                found.decoding.push(format!("metadata.name {e}"));
+                None
+            }
+            None => {
+                let n = go_string(n, json);
+                found.decoding.extend(check_name(&n));
+                if n == "." || n == ".." {
+                    found.refusals.push(format!(
+                        "metadata.name {n:?} is a path, not a name: Perses' file database \
+                         stores such a {k} in the wrong place, or refuses it as an update of \
+                         another resource; choose another name"
+                    ));
+                }
+                Some(n)
+            }
+        },
+        Some(None) => {
             found.decoding.push("metadata.name is missing".into());
             None
         }
-        None => None,
-        Some(other) => {
-            found.decoding.push(format!(
-                "metadata.name must be a string, found {}",
-                type_name(other)
+        None if nameless && kind.is_some() => {
+            found.refusals.push(format!(
+                "no `metadata`{}: Perses decodes this {k} with an empty name, then stores it \
+                 under a broken key of its file database or refuses it; give it a metadata.name",
+                if map.contains_key("metadata") {
+                    " (null)"
+                } else {
+                    ""
+                }
             ));
-            None
+            Some(String::new())
         }
+        None => None,
     };
+    let empty_meta = Map::new();
+    let metadata = metadata.unwrap_or(&empty_meta);
     found
         .decoding
         .extend(check_tags(metadata.get("tags"), json));
+    let mut w = Walk::new(json);
+    w.fields(metadata, &METADATA_FIELDS, "metadata");
+    found.decoding.extend(w.errors);
 
     let scoped = PROJECT_SCOPED_KINDS.contains(&k);
     let raw_project = metadata.get("project");
     let project = if scoped || ephemeral {
-        match raw_project {
-            Some(Value::String(p)) if !p.is_empty() => {
+        let typed = raw_project.and_then(|p| scalar_problem_opt(p, json));
+        let p = raw_project.map(|p| go_string(p, json)).unwrap_or_default();
+        match typed {
+            Some(e) => {
+                found.decoding.push(format!("metadata.project {e}"));
+                None
+            }
+            None if !p.is_empty() => {
                 facts.needs_project = Some(p.clone());
-                Some(p.clone())
+                Some(p)
             }
             // `applyEntity` checks the project only when there is one
             // (internal/api/provisioning/provisioning.go): the service stores the resource
             // with an empty project.
-            Some(Value::String(_)) | None | Some(Value::Null) if scoped => {
-                let how = if raw_project.is_some_and(Value::is_string) {
+            None if scoped && !nameless => {
+                let how = if raw_project.is_some_and(|p| !p.is_null()) {
                     "empty"
                 } else {
                     "missing"
@@ -195,14 +252,7 @@ pub(crate) fn check_object(
                 ));
                 None
             }
-            Some(Value::String(_)) | None | Some(Value::Null) => None,
-            Some(other) => {
-                found.decoding.push(format!(
-                    "metadata.project must be a string, found {}",
-                    type_name(other)
-                ));
-                None
-            }
+            None => None,
         }
     } else {
         let named = raw_project
@@ -221,43 +271,60 @@ pub(crate) fn check_object(
     match k {
         "Dashboard" | "EphemeralDashboard" => check_dashboard_spec(k, spec, json, &mut found),
         "Datasource" | "GlobalDatasource" => {
-            match spec {
-                None => found
-                    .decoding
-                    .push(format!("spec is missing: Perses refuses a {k} without one")),
-                Some(Value::Null) => found
-                    .decoding
-                    .push(format!("spec is null: Perses refuses a {k} without one")),
-                Some(Value::Object(s)) if s.is_empty() => found
-                    .decoding
-                    .push(format!("spec is empty: Perses refuses a {k} without one")),
-                Some(Value::Object(_)) => {}
-                Some(other) => found.decoding.push(format!(
-                    "spec must be an object, found {}",
-                    type_name(other)
-                )),
-            }
+            datasource::check_datasource(k, spec, json, &mut found);
             let spec = spec.and_then(Value::as_object).unwrap_or(&empty);
             let plugin = spec
                 .get("plugin")
                 .and_then(|p| p.get("kind"))
-                .and_then(Value::as_str)
+                .map(|p| go_string(p, json))
                 .unwrap_or_default();
             facts.datasource = Some((
-                spec.get("default") == Some(&Value::Bool(true)),
-                plugin.to_string(),
+                spec.get("default")
+                    .is_some_and(|d| variable::go_bool(d, json)),
+                plugin,
             ));
         }
-        "Variable" => {
+        "Variable" | "GlobalVariable" => {
+            let mut w = Walk::new(json);
+            if let Some(s) = spec {
+                w.check(s, &RESOURCE_VARIABLE_SPEC, "spec");
+            }
+            let decodes = w.errors.is_empty();
+            found.decoding.extend(w.errors);
             // The Variable service refuses the name when it creates the resource
             // (`validate.Variable`, internal/api/validate/validate.go). GlobalVariable's
             // service does not check it in v0.54 (internal/api/impl/v1/globalvariable).
-            if let Some(p) = name.as_deref().and_then(variable_name_problem) {
+            if k == "Variable"
+                && let Some(p) = name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .and_then(variable_name_problem)
+            {
                 found
                     .refusals
                     .push(format!("{p}; the Variable service refuses it"));
             }
+            // Both services check a list variable's plugin against the plugin schemas
+            // (`ValidateVariable`, `ValidateGlobalVariable`).
+            let list =
+                spec.and_then(|s| s.get("kind")).and_then(Value::as_str) == Some("ListVariable");
+            if decodes && list {
+                let inner = spec.and_then(|s| s.get("spec"));
+                let service = format!("the {k} service refuses it");
+                found.refusals.extend(plugin_refusals(
+                    inner.and_then(|s| s.get("plugin")),
+                    "spec.spec.plugin",
+                    json,
+                    &service,
+                ));
+            }
         }
+        "Project" => resources::check_project(spec, json, &mut found),
+        "Folder" => resources::check_folder(spec, json, &mut found),
+        "Secret" | "GlobalSecret" => resources::check_secret(spec, json, &mut found),
+        "Role" | "GlobalRole" => rbac::check_role(k, spec, json, &mut found),
+        "RoleBinding" | "GlobalRoleBinding" => rbac::check_binding(k, spec, json, &mut found),
+        "User" => resources::check_user(spec, json, &mut found),
         _ => {}
     }
 
@@ -277,7 +344,7 @@ pub(crate) fn check_object(
         _ => None,
     };
     let label = match &resource {
-        Some(r) if !r.name.is_empty() => format!("{}: ", r.key()),
+        Some(r) if !r.name.is_empty() && !r.kind.is_empty() => format!("{}: ", r.key()),
         _ => format!("object {}: ", index + 1),
     };
     let decodes = found.decoding.is_empty();
@@ -325,11 +392,13 @@ pub(crate) fn check_tags(tags: Option<&Value>, json: bool) -> Vec<String> {
     for item in items {
         let tag = match item {
             Value::String(s) => s.clone(),
-            // A null element decodes to "" in JSON and in YAML.
-            Value::Null => String::new(),
+            // A null element decodes to "" in JSON; yaml.v3 drops it.
+            Value::Null if json => String::new(),
+            Value::Null => continue,
             // YAML decodes a scalar into a string (`1` is "1"); JSON refuses it.
-            Value::Number(n) if !json => n.to_string(),
-            Value::Bool(b) if !json => b.to_string(),
+            Value::Number(_) | Value::Bool(_) if !json => {
+                go_scalar_string(item).unwrap_or_default()
+            }
             other => {
                 problems.push(format!(
                     "metadata.tags must hold strings, found {}",
@@ -367,6 +436,11 @@ pub(crate) fn check_tags(tags: Option<&Value>, json: bool) -> Vec<String> {
 }
 
 pub(crate) fn kind_message(kind: &str) -> String {
+    if kind.is_empty() {
+        return "`kind` is empty: Perses cannot tell what this object is (write Dashboard, \
+                Project, ...)"
+            .into();
+    }
     if kind == "EphemeralDashboard" {
         return "kind EphemeralDashboard cannot be provisioned: Perses refuses it (create it \
                 through the API instead)"
@@ -382,4 +456,97 @@ pub(crate) fn kind_message(kind: &str) -> String {
         "kind {kind:?} cannot be provisioned; Perses provisions {}",
         PROVISIONABLE_KINDS.join(", ")
     )
+}
+
+static TIME: Ty = Ty::Time;
+static UINT: Ty = Ty::Uint;
+/// The fields of `Metadata` besides name and tags (checked above): times and the version,
+/// which Perses overwrites but still decodes.
+static METADATA_FIELDS: [types::Field; 3] = [
+    f("createdAt", &TIME),
+    f("updatedAt", &TIME),
+    f("version", &UINT),
+];
+
+/// `scalar_problem` for a string field, `null` included (it decodes to "").
+fn scalar_problem_opt(v: &Value, json: bool) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    scalar_problem(v, &Ty::Str, json)
+}
+
+/// The kinds of pkg/model/api/v1/kind.go, for `Kind` fields inside a spec (a folder item, a
+/// binding subject): `GetKind` matches them case-insensitively.
+const V1_KINDS: [&str; 15] = [
+    "Dashboard",
+    "Datasource",
+    "EphemeralDashboard",
+    "Folder",
+    "GlobalDatasource",
+    "GlobalRole",
+    "GlobalRoleBinding",
+    "GlobalSecret",
+    "GlobalVariable",
+    "Project",
+    "Role",
+    "RoleBinding",
+    "Secret",
+    "User",
+    "Variable",
+];
+
+/// The canonical spelling of a v1 kind written in any case.
+pub(crate) fn v1_kind(kind: &str) -> Option<&'static str> {
+    V1_KINDS
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(kind))
+}
+
+/// `Kind.validate`: non-empty and a v1 kind (any case), for a JSON `null` too.
+pub(crate) static V1_KIND: Ty = Ty::Checked(&Ty::Str, v1_kind_hook);
+
+fn v1_kind_hook(v: &Value, w: &mut Walk, at: &str) {
+    let kind = go_string(v, w.json);
+    if kind.is_empty() {
+        w.error(format!(
+            "{at} is empty: Perses refuses it (kind cannot be empty)"
+        ));
+    } else if v1_kind(&kind).is_none() {
+        w.error(format!(
+            "{at} {kind:?} is not a kind Perses knows (unknown kind)"
+        ));
+    }
+}
+
+/// What a service refuses in a plugin that decodes, before any schema can judge it: no plugin
+/// at all (missing, or a YAML `null`: its kind is empty, and no plugin schema matches an empty
+/// kind), or a `spec` that is no object (every Perses plugin schema describes an object).
+/// Whether a plugin of that kind exists is left to the plugin schemas.
+pub(crate) fn plugin_refusals(
+    plugin: Option<&Value>,
+    at: &str,
+    json: bool,
+    service: &str,
+) -> Vec<String> {
+    match plugin {
+        None => vec![format!(
+            "{at} is missing: no plugin schema matches a plugin without a kind (schema not \
+             found); {service}"
+        )],
+        Some(Value::Null) if !json => vec![format!(
+            "{at} is null: no plugin schema matches a plugin without a kind (schema not \
+             found); {service}"
+        )],
+        Some(Value::Object(p)) => match p.get("spec") {
+            Some(s) if !s.is_null() && !s.is_object() => vec![format!(
+                "{at}.spec must be an object, found {}: every plugin schema describes one; \
+                 {service}",
+                type_name(s)
+            )],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }

@@ -1,6 +1,6 @@
 //! Tests of the per-object checks: names, tags, specs, layouts, variables, datasources.
 
-use super::dashboard::variable_name_problem;
+use super::variable::variable_name_problem;
 use crate::perses::testutil::*;
 use crate::perses::*;
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ fn a_valid_global_resource_is_accepted() {
     let r = lint(
         &[(
             "gd.json",
-            r#"{"kind":"GlobalDatasource","metadata":{"name":"prom"},"spec":{"plugin":{}}}"#,
+            r#"{"kind":"GlobalDatasource","metadata":{"name":"prom"},"spec":{"plugin":{"kind":"P"}}}"#,
         )],
         &[],
     );
@@ -26,7 +26,7 @@ fn names_of_75_characters_pass_and_76_fail() {
     let ok = "a".repeat(75);
     let long = "a".repeat(76);
     let body =
-        |n: &str| format!(r#"{{"kind":"GlobalRole","metadata":{{"name":"{n}"}},"spec":{{}}}}"#);
+        |n: &str| format!(r#"{{"kind":"GlobalSecret","metadata":{{"name":"{n}"}},"spec":{{}}}}"#);
     let r = lint(&[("ok.json", &body(&ok)), ("long.json", &body(&long))], &[]);
     assert!(file(&r, "ok.json").accepted);
     let f = file(&r, "long.json");
@@ -63,16 +63,24 @@ fn names_with_other_characters_are_refused() {
 fn missing_or_empty_name_is_refused() {
     let r = lint(
         &[
-            ("a.json", r#"{"kind":"GlobalRole","metadata":{"name":""}}"#),
-            ("b.json", r#"{"kind":"GlobalRole","metadata":{}}"#),
-            ("c.json", r#"{"kind":"GlobalRole"}"#),
+            (
+                "a.json",
+                r#"{"kind":"GlobalSecret","metadata":{"name":""}}"#,
+            ),
+            ("b.json", r#"{"kind":"GlobalSecret","metadata":{}}"#),
+            ("c.json", r#"{"kind":"GlobalSecret"}"#),
         ],
         &[],
     );
     assert!(errors(file(&r, "a.json"))[0].contains("metadata.name is empty"));
     assert!(errors(file(&r, "b.json"))[0].contains("metadata.name is missing"));
-    assert!(errors(file(&r, "c.json"))[0].contains("no `metadata` object"));
-    assert!(r.files.iter().all(|f| !f.accepted));
+    assert!(!file(&r, "a.json").accepted && !file(&r, "b.json").accepted);
+    // With no metadata at all, Perses decodes the object with an empty name, then stores it
+    // under a broken key or refuses it: the object is refused, not its file.
+    let c = file(&r, "c.json");
+    assert!(c.accepted);
+    assert_eq!(c.resources[0].status, Status::Refused);
+    assert!(errors(c)[0].contains("no `metadata`: Perses decodes this GlobalSecret"));
 }
 
 #[test]
@@ -237,7 +245,7 @@ fn dashboard_with_spec(spec: Value) -> String {
 #[test]
 fn layout_references_must_name_a_panel() {
     let grid = |reference: &str| {
-        json!({"panels": {"a": {"kind": "Panel", "spec": {}}},
+        json!({"panels": {"a": {"kind": "Panel", "spec": {"plugin": {"kind": "P", "spec": {}}}}},
                "layouts": [{"kind": "Grid", "spec": {"items": [
                    {"x": 0, "y": 0, "width": 1, "height": 1,
                     "content": {"$ref": reference}}]}}]})
@@ -257,10 +265,7 @@ fn layout_references_must_name_a_panel() {
             grid("#/spec/other/a"),
             Some("does not point into spec.panels"),
         ),
-        (
-            grid("#/spec/panels/a/b"),
-            Some("does not point into spec.panels"),
-        ),
+        (grid("#/spec/panels/a/b"), Some("does not point at a panel")),
         (
             grid("#/spec/panels/a.b"),
             Some("is not a reference Perses accepts"),
@@ -287,7 +292,7 @@ fn layout_references_must_name_a_panel() {
         ),
         (
             json!({"layouts": [{"kind": "Rows", "spec": {}}]}),
-            Some("unknown layout kind \"Rows\""),
+            Some("\"Rows\" is not a layout kind Perses knows"),
         ),
     ];
     for (spec, expected) in cases {
@@ -320,9 +325,11 @@ fn the_variable_name_rule_is_perses_regexp() {
 #[test]
 fn variable_names_refuse_one_object_or_skip_the_file() {
     let variable = |name: &str| {
-        format!(r#"{{"kind":"Variable","metadata":{{"name":"{name}","project":"p"}},"spec":{{}}}}"#)
+        format!(
+            r#"{{"kind":"Variable","metadata":{{"name":"{name}","project":"p"}},"spec":{{"kind":"TextVariable","spec":{{}}}}}}"#
+        )
     };
-    let global = r#"{"kind":"GlobalVariable","metadata":{"name":"a-b-c"},"spec":{}}"#;
+    let global = r#"{"kind":"GlobalVariable","metadata":{"name":"a-b-c"},"spec":{"kind":"TextVariable","spec":{}}}"#;
     let list = format!("[{}, {}, {global}]", variable("ok-var"), variable("a-b-c"));
     let r = lint(&[("v.json", &list)], &["p"]);
     let f = file(&r, "v.json");
@@ -336,7 +343,13 @@ fn variable_names_refuse_one_object_or_skip_the_file() {
     assert_eq!(errors(f).len(), 1);
     assert!(errors(f)[0].contains("Variable p/a-b-c: variable name \"a-b-c\" is not valid"));
 
-    let var = |kind: &str, name: &str| json!({"kind": kind, "spec": {"name": name}});
+    let var = |kind: &str, name: &str| {
+        let mut v = json!({"kind": kind, "spec": {"name": name}});
+        if kind == "ListVariable" {
+            v["spec"]["plugin"] = json!({"kind": "P", "spec": {}});
+        }
+        v
+    };
     // (variables, what Perses does, error): the service's refusal costs the dashboard, a
     // decoding error its whole file.
     enum Outcome {
@@ -365,7 +378,10 @@ fn variable_names_refuse_one_object_or_skip_the_file() {
             vec![var("TextVariable", "a b")],
             FileSkipped("contains ' '"),
         ),
-        (vec![var("TextVariable", "")], FileSkipped("has no name")),
+        (
+            vec![var("TextVariable", "")],
+            FileSkipped("name is missing or empty"),
+        ),
         (vec![var("Other", "a")], FileSkipped("neither ListVariable")),
         (
             vec![var("TextVariable", "a"), var("ListVariable", "a")],
