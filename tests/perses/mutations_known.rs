@@ -41,8 +41,6 @@ pub enum Why {
     UselessStore,
     /// Dashboard variables that use a variable nobody defines.
     VariableReferences,
-    /// The YAML decoder of decode.rs reads a plain scalar otherwise than yaml.v3.
-    Decoder,
     /// One resource defined in two files: an error for lint.
     Duplicates,
 }
@@ -53,7 +51,6 @@ impl Why {
             Why::PluginSchemas => "plugin schemas",
             Why::UselessStore => "stored uselessly (lint stricter)",
             Why::VariableReferences => "variable references (not replayed)",
-            Why::Decoder => "decoder (to be replaced)",
             Why::Duplicates => "duplicates across files (lint stricter)",
         }
     }
@@ -90,13 +87,6 @@ impl Why {
                  reads last; lint predicts the same (loaded, `overwritten_by` on the first), \
                  and reports each definition as an error, since a tree whose files overwrite \
                  each other is a mistake."
-            }
-            Why::Decoder => {
-                "The YAML decoder of src/perses/decode.rs (serde-saphyr, YAML 1.2 core schema) \
-                 reads a plain timestamp such as `2024-01-01` as that string; yaml.v3 reads a \
-                 time, which Perses writes back as `2024-01-01T00:00:00Z`: a name it then \
-                 refuses (`:` is no name character), a `createdAt` it accepts. The checks \
-                 follow yaml.v3; the decoder that replaces serde-saphyr removes these."
             }
         }
     }
@@ -188,9 +178,5 @@ pub fn known() -> Vec<Known> {
         k("Dashboard", "spec.variables[ListVariable].spec.name", "*", None, Stored, Refused, VariableReferences),
         // yaml.v3 drops a null item of a list: the variable job is gone.
         k("Dashboard", "spec.variables[ListVariable]", "null", YAML, Stored, Refused, VariableReferences),
-        k("*", "metadata.name", "yaml 2024-01-01", YAML, Stored, Skipped, Decoder),
-        // The Variable service also refuses "2024-01-01" (two '-'), so lint says refused.
-        k("Variable", "metadata.name", "yaml 2024-01-01", YAML, Refused, Skipped, Decoder),
-        k("*", "metadata.*At", "yaml 2024-01-01*", YAML, Skipped, Stored, Decoder),
     ]
 }
