@@ -141,7 +141,7 @@ fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
-use Outcome::{Flagged, Refused, Skipped, Stored};
+use Outcome::{Flagged, Refused, Stored};
 
 const fn k(
     kind: &'static str,
