@@ -5,7 +5,7 @@
 //! `Scan`s and reads one file at a time, parsing only what it needs.
 
 use super::scan::{Scan, ScanError};
-pub use crate::model::{ContentChange as ChangeKind, ContentDiff, ResourceChange};
+pub use crate::model::{ContentChange as ChangeKind, ContentDiff, DiffFormat, ResourceChange};
 use crate::perses::{Resource, ResourceKey, cmp_paths, file_resources, is_resource_file};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -59,11 +59,23 @@ fn masked(kind: &str, v: &Value) -> Value {
     v
 }
 
-/// serde_json's maps are sorted (no preserve_order), so pretty printing is canonical.
-fn pretty(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("a JSON value prints");
-    s.push('\n');
-    s
+/// serde_json's maps are sorted (no preserve_order), so pretty printing is canonical, in
+/// JSON and in YAML (block style, strings quoted where YAML would read them otherwise).
+fn pretty(v: &Value, format: DiffFormat) -> String {
+    match format {
+        DiffFormat::Json => {
+            let mut s = serde_json::to_string_pretty(v).expect("a JSON value prints");
+            s.push('\n');
+            s
+        }
+        DiffFormat::Yaml => {
+            let mut s = serde_saphyr::to_string(v).expect("a JSON value prints as YAML");
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s
+        }
+    }
 }
 
 /// Diffs two file lists (paths relative to the same mount point).
@@ -104,9 +116,10 @@ fn sort(out: &mut ContentDiff) {
 
 /// A changed resource, with the unified diff of what may be shown of it.
 fn changed(key: &ResourceKey, path_b: &str, before: &Value, after: &Value) -> ResourceChange {
+    let format = DiffFormat::of_path(path_b);
     let (x, y) = (
-        pretty(&masked(&key.kind, before)),
-        pretty(&masked(&key.kind, after)),
+        pretty(&masked(&key.kind, before), format),
+        pretty(&masked(&key.kind, after), format),
     );
     let diff = if x == y {
         format!("(the {} spec changed; its values are masked)\n", key.kind)
@@ -445,6 +458,7 @@ fn change(kind: ChangeKind, key: &ResourceKey, path: &str, diff: String) -> Reso
         project: key.project.clone(),
         name: key.name.clone(),
         path: path.to_string(),
+        diff_format: DiffFormat::of_path(path),
         diff,
     }
 }
@@ -458,6 +472,46 @@ mod tests {
     }
 
     const PROJECT: &str = r#"{"kind":"Project","metadata":{"name":"p"},"spec":{}}"#;
+
+    const YAML_V1: &str = "kind: Dashboard
+metadata:
+  name: d
+  project: p
+spec:
+  display:
+    name: Latency
+    description: '012'
+  duration: 1h
+  panels: {}
+";
+
+    #[test]
+    fn a_yaml_file_is_diffed_in_yaml_and_a_reformat_is_no_change() {
+        let v2 = YAML_V1.replace("name: Latency", "name: Latency (SLO)");
+        let d = content_diff(&[f("d.yaml", YAML_V1)], &[f("d.yaml", &v2)]);
+        let c = &d.changes[0];
+        assert_eq!(c.diff_format, DiffFormat::Yaml);
+        assert_eq!(
+            c.diff,
+            "--- before\n+++ after\n@@ -5,6 +5,6 @@\n spec:\n   display:\n     description: \"012\"\n-    name: Latency\n+    name: Latency (SLO)\n   duration: 1h\n   panels: {}\n"
+        );
+        // The same resource as flow YAML and as JSON: no change, whatever the file's format.
+        let flow = "{kind: Dashboard, metadata: {name: d, project: p}, spec: {display: {name: Latency, description: '012'}, duration: 1h, panels: {}}}";
+        assert!(content_diff(&[f("d.yaml", YAML_V1)], &[f("d.yml", flow)]).is_empty());
+        let json = r#"{"kind":"Dashboard","metadata":{"name":"d","project":"p"},"spec":{"display":{"name":"Latency","description":"012"},"duration":"1h","panels":{}}}"#;
+        assert!(content_diff(&[f("d.yaml", YAML_V1)], &[f("d.json", json)]).is_empty());
+        // A file moved from YAML to JSON and changed is drawn in the new file's format.
+        let d = content_diff(
+            &[f("d.yaml", YAML_V1)],
+            &[f("d.json", &json.replace("Latency", "L"))],
+        );
+        assert_eq!(d.changes[0].diff_format, DiffFormat::Json);
+        assert!(
+            d.changes[0].diff.contains("+      \"name\": \"L\""),
+            "{}",
+            d.changes[0].diff
+        );
+    }
 
     #[test]
     fn a_reformat_is_not_a_change() {

@@ -271,13 +271,36 @@ impl Layout {
     }
 
     /// The descriptor a tag names, if any (the last one, should a tool have written several).
+    /// A digest (`sha256:...`, which no tag can be) finds the entry of that digest, or else
+    /// the manifest blob itself: a tag moved since keeps its old image readable by digest.
     pub fn find(&self, tag: &str) -> Result<Option<Value>, LayoutError> {
-        Ok(self.index()?["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let index = self.index()?;
+        let mut entries = index["manifests"].as_array().into_iter().flatten();
+        if tag.starts_with("sha256:") {
+            if let Some(m) = entries.clone().rfind(|m| m["digest"].as_str() == Some(tag)) {
+                return Ok(Some(m.clone()));
+            }
+            return self.blob_descriptor(tag);
+        }
+        Ok(entries
             .rfind(|m| m["annotations"][REF_NAME].as_str() == Some(tag))
             .cloned())
+    }
+
+    /// The descriptor of a manifest or index blob found by digest alone.
+    fn blob_descriptor(&self, digest: &str) -> Result<Option<Value>, LayoutError> {
+        let Ok(path) = self.blob_path(digest) else {
+            return Ok(None);
+        };
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(None);
+        };
+        let media_type = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string));
+        Ok(media_type.map(
+            |media_type| json!({"mediaType": media_type, "digest": digest, "size": bytes.len()}),
+        ))
     }
 
     /// Like `find`, but a missing tag is an error that lists the known ones.

@@ -34,6 +34,7 @@ pub struct DiffArgs {
     /// Compare only this folder of both, as the volume mount's subPath exposes it.
     #[arg(long, value_name = "P")]
     pub sub_path: Option<String>,
+    /// Output format (json: `format_version` 1.1, each change with its `diff_format`).
     #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
     pub format: DiffFormat,
     #[command(flatten)]
@@ -55,7 +56,7 @@ pub async fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let text = match args.format {
         DiffFormat::Json => {
             let mut v = serde_json::to_value(&d)?;
-            v["format_version"] = serde_json::json!("1.0");
+            v["format_version"] = serde_json::json!("1.1");
             v["a"] = serde_json::json!(args.a);
             v["b"] = serde_json::json!(args.b);
             format!("{}\n", serde_json::to_string_pretty(&v)?)

@@ -3,6 +3,7 @@
 
 mod diff;
 mod drift;
+mod generate;
 mod inspect;
 mod lint;
 mod push;
@@ -70,6 +71,10 @@ pub enum Command {
     Push(push::PushArgs),
     /// Show an artifact: digest, platforms, annotations, folders, resource kinds, files.
     Inspect(inspect::InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Print the manual page (or write one per command with --out-dir).
+    Man(generate::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,11 +187,13 @@ pub struct ImportArgs {
     /// Kubeconfig context of the live workload.
     #[arg(long)]
     pub context: Option<String>,
+    /// Namespace of the live workload.
     #[arg(long)]
     pub namespace: String,
     /// statefulset/NAME or deployment/NAME.
     #[arg(long, default_value = "statefulset/perses", value_parser = parse_workload)]
     pub workload: WorkloadRef,
+    /// The container that mounts the artifacts.
     #[arg(long, default_value = "perses")]
     pub container: String,
     /// Overwrite an existing environment file.
@@ -281,6 +288,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Diff(a) => diff::run(a).await,
         Command::Push(a) => push::run(g, a).await,
         Command::Inspect(a) => inspect::run(g, a).await,
+        Command::Completions(a) => generate::completions(a),
+        Command::Man(a) => generate::man(a),
     }
 }
 

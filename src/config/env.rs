@@ -24,6 +24,7 @@ const ARTIFACT_KEYS: &[&str] = &[
     "mount_path",
     "sub_path",
     "pin",
+    "source",
 ];
 const REGISTRY_KEYS: &[&str] = &["insecure", "ca_file"];
 
@@ -248,6 +249,21 @@ fn artifact(
         validate::sub_path(s).map(|()| s.to_string())
     });
     let pin = optional(doc, table, p, "pin", validate::pin).map(|p| p.unwrap_or(Pin::Digest));
+    let source = match table.get("source") {
+        None => Some(None),
+        Some(_) => doc.string(table, p, "source").and_then(|f| {
+            let image_is_layout = image.as_ref().is_some_and(|i| i.value.starts_with("oci:"));
+            if image_is_layout {
+                doc.error(
+                    &f.span,
+                    f.key.clone(),
+                    "`image` is already an OCI layout: `source` is for an `image` that names the registry repository the workload pulls",
+                );
+                return None;
+            }
+            doc.convert(&f, validate::layout_source).map(Some)
+        }),
+    };
 
     let spec = (|| {
         Some(ArtifactSpec {
@@ -258,6 +274,7 @@ fn artifact(
             mount_path: mount_path.clone()?.value,
             sub_path: sub_path?,
             pin: pin?,
+            source: source?,
         })
     })();
     (spec, name, mount_path)

@@ -52,6 +52,7 @@ fn artifact(name: &str, mount_path: &str) -> ArtifactSpec {
         mount_path: mount_path.into(),
         sub_path: None,
         pin: Pin::Digest,
+        source: None,
     }
 }
 
@@ -133,6 +134,7 @@ ca_file = "certs/registry-ca.pem"
             mount_path: "/etc/perses/provisioning".into(),
             sub_path: Some("envs/prod".into()),
             pin: Pin::Tag,
+            source: None,
         }]
     );
     assert_eq!(
@@ -993,5 +995,27 @@ fn an_oci_layout_image_is_accepted_with_a_path_only() {
         single(&bad).contains("an OCI layout is written `oci:PATH`"),
         "{}",
         single(&bad)
+    );
+}
+
+#[test]
+fn a_layout_source_beside_a_registry_image() {
+    let ok = format!("{MINIMAL}source = \"oci:build/layout\"\n");
+    let a = &parse(&ok).unwrap().artifacts[0];
+    assert_eq!(a.image, "registry.company.com/perses-resources");
+    assert_eq!(a.source.as_deref(), Some("oci:build/layout"));
+    assert_eq!(
+        single(&format!("{MINIMAL}source = \"build/layout\"\n")),
+        "environments/prod.toml:9:10: artifact.source: must be an OCI layout, `oci:PATH`; a registry is named by `image` (got \"build/layout\")"
+    );
+    assert!(
+        single(&format!("{MINIMAL}source = \"oci:build/layout:v1\"\n")).starts_with(
+            "environments/prod.toml:9:10: artifact.source: an OCI layout is written `oci:PATH`"
+        ),
+    );
+    let both = ok.replace("registry.company.com/perses-resources", "oci:build/other");
+    assert_eq!(
+        single(&both),
+        "environments/prod.toml:9:10: artifact.source: `image` is already an OCI layout: `source` is for an `image` that names the registry repository the workload pulls"
     );
 }

@@ -107,6 +107,17 @@ pub(super) fn tag(s: &str) -> Check {
     Ok(())
 }
 
+/// `source`: an OCI image layout (`oci:PATH`, relative to the project directory) that holds
+/// the artifact `image` names, for sites where perses-oci cannot reach the registry the
+/// nodes pull from (air-gapped, offline, the quickstart).
+pub(super) fn layout_source(s: &str) -> Result<String, String> {
+    match s.strip_prefix("oci:") {
+        Some(path) if !path.is_empty() && !path.contains(['@', ':']) => Ok(s.to_string()),
+        Some(_) => Err("an OCI layout is written `oci:PATH` (relative to the project directory), without tag or digest: the tag is the artifact's `tag`".into()),
+        None => Err("must be an OCI layout, `oci:PATH`; a registry is named by `image`".into()),
+    }
+}
+
 /// A repository without tag or digest: `[host[:port]/]component(/component)*`.
 pub(super) fn repository(s: &str) -> Check {
     if s.is_empty() {

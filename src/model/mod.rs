@@ -134,6 +134,11 @@ pub struct ArtifactSpec {
     pub mount_path: String,
     pub sub_path: Option<String>,
     pub pin: Pin,
+    /// Where perses-oci reads the artifact when it is not `image` itself: an OCI layout
+    /// (`oci:PATH`, relative to the project directory) holding what the nodes will pull from
+    /// `image`'s registry once it is copied there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl ArtifactSpec {
@@ -521,6 +526,30 @@ pub struct ResourceChange {
     /// Unified diff of the normalised resource (`--- before` / `+++ after`); masked specs
     /// appear as `(masked)`. Empty for added and removed resources.
     pub diff: String,
+    /// The format `diff` is drawn in: the new file's (YAML stays YAML for its reviewers).
+    #[serde(default)]
+    pub diff_format: DiffFormat,
+}
+
+/// How a resource is printed in a content diff: keys sorted, so that a reformat is no change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffFormat {
+    #[default]
+    Json,
+    Yaml,
+}
+
+impl DiffFormat {
+    /// The format of a file of Perses resources, by its extension as Perses reads it.
+    pub fn of_path(path: &str) -> DiffFormat {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            DiffFormat::Yaml
+        } else {
+            DiffFormat::Json
+        }
+    }
 }
 
 impl ResourceChange {

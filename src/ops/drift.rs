@@ -684,6 +684,7 @@ mod tests {
             mount_path: MOUNT.into(),
             sub_path: None,
             pin: Pin::Digest,
+            source: None,
         }
     }
 

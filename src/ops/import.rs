@@ -71,6 +71,7 @@ pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
             } else {
                 Pin::Tag
             },
+            source: None,
         });
     }
     if artifacts.is_empty() {

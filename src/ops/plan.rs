@@ -11,8 +11,8 @@ use crate::cluster::{self, Cluster, ClusterError, observe};
 use crate::config::{self, Project};
 use crate::manifest;
 use crate::model::{
-    Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs, RegistrySettings,
-    Resolved, Severity, Target, WorkloadKind, WorkloadRef,
+    ArtifactSpec, Change, Check, Desired, EnvError, EnvPlan, Observed, Plan, PlanInputs,
+    RegistrySettings, Resolved, Severity, Target, WorkloadKind, WorkloadRef,
 };
 use crate::perses as lint;
 use crate::plan::{desired_state, diff, parse_ref};
@@ -180,8 +180,10 @@ impl Session {
 }
 
 /// Where an `oci:PATH` image's layout is: relative to the project directory.
-pub fn layout_dir(desired: &Desired, image: &str) -> Option<PathBuf> {
-    image
+pub fn layout_dir(desired: &Desired, spec: &ArtifactSpec) -> Option<PathBuf> {
+    spec.source
+        .as_deref()
+        .unwrap_or(&spec.image)
         .strip_prefix("oci:")
         .map(|p| desired.project_dir().join(p))
 }
@@ -189,7 +191,7 @@ pub fn layout_dir(desired: &Desired, image: &str) -> Option<PathBuf> {
 /// Resolves every artifact's tag: in its registry, or in its OCI layout.
 async fn resolve_all(desired: &Desired, session: &Session) -> Result<Vec<Resolved>, String> {
     let all = futures::future::join_all(desired.artifacts.iter().map(|a| async {
-        let digest = match layout_dir(desired, &a.image) {
+        let digest = match layout_dir(desired, a) {
             Some(dir) => Layout::open(&dir)
                 .and_then(|l| l.resolve(&a.tag))
                 .map_err(|e| e.to_string())
@@ -601,7 +603,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
         {
             continue;
         }
-        let (new_ref, new_source) = match layout_dir(&ctx.desired, &spec.image) {
+        let (new_ref, new_source) = match layout_dir(&ctx.desired, spec) {
             Some(dir) => (
                 format!("{}:{}", spec.image, spec.tag),
                 Source::Layout(LayoutRef {
@@ -673,7 +675,7 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
         let (old_key, old) = match &change.before {
             None => (None, Arc::new(Scan::empty("(nothing)"))),
             Some(before) => {
-                let old_source = live_source(&ctx.desired, &before.reference);
+                let old_source = live_source(&ctx.desired, spec, &before.reference);
                 let sub = before.sub_path.as_deref();
                 let key = Some((source_key(&old_source), sub.map(str::to_string)));
                 match live_artifact(&before.reference, &old_source, sub, registry).await {
@@ -726,8 +728,18 @@ async fn content_checks(ctx: &EnvContext, changes: &mut [Change], checks: &mut V
     }
 }
 
-/// Where the live artifact is: its reference, or for `oci:PATH:TAG@DIGEST` the layout's tag.
-fn live_source(desired: &Desired, reference: &str) -> Source {
+/// Where the live artifact is: its reference; for `oci:PATH:TAG@DIGEST` the layout's tag; for
+/// the artifact's own repository when it has a layout `source`, that layout (by digest).
+fn live_source(desired: &Desired, spec: &ArtifactSpec, reference: &str) -> Source {
+    if spec.source.is_some() {
+        let r = parse_ref(reference);
+        if r.repository == spec.image
+            && let Some(dir) = layout_dir(desired, spec)
+            && let Some(at) = r.digest.or(r.tag)
+        {
+            return Source::Layout(LayoutRef { path: dir, tag: at });
+        }
+    }
     if reference.starts_with("oci:") {
         let without_digest = reference.split('@').next().unwrap_or(reference);
         if let Some(Ok(mut l)) = LayoutRef::parse(without_digest) {
@@ -758,6 +770,16 @@ pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
     checks.extend(content);
     checks.extend(dry_run);
     checks.extend(pulls);
+    for spec in ctx
+        .desired
+        .artifacts
+        .iter()
+        .filter(|a| written.contains(&a.name))
+    {
+        if let Some(source) = &spec.source {
+            checks.push(copy_check(ctx, spec, source));
+        }
+    }
     EnvPlan {
         env: ctx.desired.env.clone(),
         target: ctx.desired.target.clone(),
@@ -770,6 +792,25 @@ pub async fn plan_from(ctx: &EnvContext) -> EnvPlan {
             live: ctx.observed.artifacts.clone(),
             resource_version: ctx.observed.resource_version.clone(),
         }),
+    }
+}
+
+/// An artifact read from a layout `source`: the nodes pull it from `image`'s registry, which
+/// perses-oci does not ask (it may be out of reach), so the plan says what must be there.
+fn copy_check(ctx: &EnvContext, spec: &ArtifactSpec, source: &str) -> Check {
+    let digest = ctx
+        .resolved
+        .iter()
+        .find(|r| r.name == spec.name)
+        .map(|r| format!("@{}", r.digest))
+        .unwrap_or_default();
+    Check {
+        severity: Severity::Warning,
+        code: "copy_to_registry".into(),
+        message: format!(
+            "artifact {:?}: the nodes will pull {}:{}{digest}, read here from {source}:{}; copy it to the registry before the pods restart: skopeo copy --all {source}:{} docker://{}:{}",
+            spec.name, spec.image, spec.tag, spec.tag, spec.tag, spec.image, spec.tag
+        ),
     }
 }
 
@@ -787,7 +828,7 @@ async fn pull_checks(ctx: &EnvContext, written: &[String]) -> Vec<Check> {
         let Some(spec) = ctx.desired.artifacts.iter().find(|a| &a.name == artifact) else {
             continue;
         };
-        if layout_dir(&ctx.desired, &spec.image).is_some() {
+        if layout_dir(&ctx.desired, spec).is_some() {
             continue;
         }
         let registry = ImageName::parse(&spec.image).registry;

@@ -274,6 +274,7 @@ mod tests {
             mount_path: "/etc/perses/provisioning".into(),
             sub_path: Some("prod".into()),
             pin: Pin::Digest,
+            source: None,
         }
     }
 

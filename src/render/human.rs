@@ -1,6 +1,6 @@
 //! The Terraform-like text plan for a terminal: one block per change, totals at the end.
 
-use super::{Style, context_text, counts, errors_line, totals_line};
+use super::{Style, context_text, counts, errors_line, target_known, totals_line};
 use crate::model::{
     Action, ArtifactState, Change, Check, ContentChange, ContentDiff, EnvPlan, Plan, Severity,
     Summary,
@@ -77,14 +77,19 @@ pub fn human(plan: &Plan, style: Style) -> String {
 
 fn env_paragraphs(env: &EnvPlan, several: bool, p: &Paint, out: &mut Vec<String>) {
     let t = &env.target;
-    out.push(p.bold(&clean(&format!(
-        "Environment {} ({}, {}/{}, container {})",
-        env.env,
-        context_text(t),
-        t.namespace,
-        t.workload,
-        t.container
-    ))));
+    let heading = if target_known(t) {
+        format!(
+            "Environment {} ({}, {}/{}, container {})",
+            env.env,
+            context_text(t),
+            t.namespace,
+            t.workload,
+            t.container
+        )
+    } else {
+        format!("Environment {}", env.env)
+    };
+    out.push(p.bold(&clean(&heading)));
     if let Some(err) = &env.error {
         out.push(check_line(
             p,
@@ -407,6 +412,24 @@ Environment staging (current context, monitoring/statefulset/perses, container p
 Plan: 0 to add, 0 to change, 0 to remove.
 ";
         assert_eq!(human(&plan, PLAIN), want);
+    }
+
+    #[test]
+    fn an_environment_whose_file_did_not_load_has_no_empty_heading_fields() {
+        let mut env = error_env("prod", "environments/prod.toml:3:1: unknown key `imagee`");
+        env.target.namespace.clear();
+        env.target.workload.name.clear();
+        env.target.container.clear();
+        env.target.context = None;
+        let want = "\
+Environment prod
+
+  Error: environments/prod.toml:3:1: unknown key `imagee`
+
+1 environment planned, 1 with errors: prod.
+Plan: 0 to add, 0 to change, 0 to remove.
+";
+        assert_eq!(human(&Plan { envs: vec![env] }, PLAIN), want);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::model::{
 use serde::Serialize;
 
 /// Version of the JSON shape. Minor: fields added. Major: anything a reader could trip over.
-pub const FORMAT_VERSION: &str = "1.1";
+pub const FORMAT_VERSION: &str = "1.2";
 
 #[derive(Serialize)]
 struct PlanView<'a> {
@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(
             v,
             json!({
-                "format_version": "1.1",
+                "format_version": "1.2",
                 "environments": [
                     {
                         "name": "prod",
@@ -414,7 +414,7 @@ mod tests {
         let fv = text.find("\"format_version\"").unwrap();
         let envs = text.find("\"environments\"").unwrap();
         assert!(fv < envs);
-        assert!(text.starts_with("{\n  \"format_version\": \"1.1\",\n"));
+        assert!(text.starts_with("{\n  \"format_version\": \"1.2\",\n"));
         assert!(!text.contains("INPUTS"));
         assert!(!text.contains("\"inputs\""));
     }
@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(
             json_value(&Plan::default()),
             json!({
-                "format_version": "1.1",
+                "format_version": "1.2",
                 "environments": [],
                 "summary": {"add": 0, "change": 0, "remove": 0, "errors": 0}
             })

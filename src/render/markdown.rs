@@ -170,14 +170,14 @@ fn section(env: &EnvPlan, details: bool) -> String {
         (None, Some(c)) => format!("context {}", code(c)),
         (None, None) => "current context".to_string(),
     };
-    let mut parts = vec![
-        format!("#### {}", text(&env.env)),
-        format!(
+    let mut parts = vec![format!("#### {}", text(&env.env))];
+    if super::target_known(t) {
+        parts.push(format!(
             "Target: {context}, {}, container {}.",
             code(&format!("{}/{}", t.namespace, t.workload)),
             code(&t.container)
-        ),
-    ];
+        ));
+    }
     if let Some(err) = &env.error {
         parts.push(format!("**Error:** {}", text(&err.message)));
         return parts.join("\n\n") + "\n";

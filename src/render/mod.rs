@@ -124,6 +124,12 @@ fn count_checks(env: &EnvPlan, severity: Severity) -> usize {
     env.checks.iter().filter(|c| c.severity == severity).count()
 }
 
+/// Whether an environment's target is known: an environment whose file did not load has none,
+/// and its heading names only the environment (never `/statefulset/, container `).
+fn target_known(t: &crate::model::Target) -> bool {
+    t.manifest.is_some() || !(t.namespace.is_empty() && t.workload.name.is_empty())
+}
+
 /// `current context` or `context NAME`, as both text renderers print it.
 fn context_text(t: &crate::model::Target) -> String {
     match (&t.manifest, &t.context) {

@@ -29,24 +29,17 @@ pub fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 /// A resource tree as teams keep it: one folder per environment, JSON and YAML side by side
-/// (the quickstart's resources, with prod's latency dashboard rewritten as YAML).
+/// (the quickstart's resources).
 pub fn resource_tree(root: &Path) -> PathBuf {
     let tree = root.join("resources");
     let src = support::repo_root().join("examples/quickstart/resources");
     for env in ["prod", "staging"] {
         std::fs::create_dir_all(tree.join(env)).unwrap();
         for e in std::fs::read_dir(src.join(env)).unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            if env == "prod" && name == "latency.json" {
-                let v: Value = serde_json::from_str(&text).unwrap();
-                let yaml = serde_saphyr::to_string(&v).unwrap();
-                std::fs::write(tree.join(env).join("latency.yaml"), yaml).unwrap();
-            } else {
-                std::fs::write(tree.join(env).join(&name), text).unwrap();
-            }
+            std::fs::copy(e.path(), tree.join(env).join(e.file_name())).unwrap();
         }
     }
+    assert!(tree.join("prod/latency.yaml").is_file(), "a YAML dashboard");
     tree
 }
 
