@@ -13,6 +13,7 @@ pub mod model;
 pub mod ops;
 pub mod perses;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod render;
 pub mod retry;

@@ -576,6 +576,7 @@ fn write_tar<W: Write>(
                 }
                 files += 1;
                 file_bytes += size;
+                crate::progress::PACKED.add(1, size);
             }
         }
     }

@@ -249,11 +249,31 @@ fn style(global: &Global) -> Style {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     init_logging(cli.global.verbose);
+    if std::io::stderr().is_terminal()
+        && crate::progress::wanted_by_environment()
+        && !machine_output(&cli.command)
+    {
+        let color =
+            !cli.global.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        crate::progress::enable(color);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(dispatch(cli))
+}
+
+/// Whether the command prints for a program (JSON): then nothing else is drawn, not even on
+/// stderr.
+fn machine_output(command: &Command) -> bool {
+    match command {
+        Command::Plan(a) => a.format == Format::Json,
+        Command::Drift(a) => a.format == Format::Json,
+        Command::Lint(a) => a.format == lint::LintFormat::Json,
+        Command::Diff(a) => a.format == diff::DiffFormat::Json,
+        _ => false,
+    }
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -330,7 +350,9 @@ async fn plan(g: &Global, a: &PlanArgs) -> anyhow::Result<i32> {
         all: a.select.all,
         kubeconfig: g.kubeconfig.clone(),
     };
+    let planning = planning_spinner();
     let (_project, plan, _) = ops::plan::plan(&opts).await?;
+    drop(planning);
     let text = render::render(&plan, a.format, style(g));
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -371,6 +393,19 @@ fn apply_options(
         timeout: w.timeout,
         lock_timeout: w.lock_timeout,
     }
+}
+
+/// "planning: N environments done" while the environments are read (clusters, registries).
+fn planning_spinner() -> crate::progress::Watch {
+    crate::progress::Spinner::watch(
+        |(done, _)| {
+            format!(
+                "planning: {done} environment{} done",
+                if done == 1 { "" } else { "s" }
+            )
+        },
+        &crate::progress::PLANNED,
+    )
 }
 
 /// Asks for `yes` on a terminal; refuses without one.
@@ -452,7 +487,10 @@ async fn apply_prepared(prepared: &ops::apply::Prepared, opts: &ops::apply::Appl
 
 async fn apply(g: &Global, a: &ApplyArgs) -> anyhow::Result<i32> {
     let opts = apply_options(g, &a.select, a.plan_file.clone(), &a.write);
-    let prepared = ops::apply::prepare(&opts).await?;
+    let planning = planning_spinner();
+    let prepared = ops::apply::prepare(&opts).await;
+    drop(planning);
+    let prepared = prepared?;
     print!("{}", render::human(&prepared.plan, style(g)));
     if prepared.plan.has_errors() {
         eprintln!("error: the plan has errors; nothing was applied");

@@ -82,12 +82,19 @@ pub async fn run(_g: &Global, a: &PushArgs) -> anyhow::Result<i32> {
         },
     };
     let tty = std::io::stderr().is_terminal();
-    let mut progress = move |line: String| {
+    crate::progress::PACKED.reset();
+    let watch = crate::progress::Spinner::watch(
+        |(files, bytes)| format!("packing: {files} files ({})", crate::progress::bytes(bytes)),
+        &crate::progress::PACKED,
+    );
+    let mut progress = |line: String| {
         if tty {
-            eprintln!("{line}");
+            watch.suspend(|| eprintln!("{line}"));
         }
     };
-    let r = ops::push::push(&opts, &mut progress).await?;
+    let r = ops::push::push(&opts, &mut progress).await;
+    drop(watch);
+    let r = r?;
     let files = format!(
         "{} files, {}; layer {} gzip; {}",
         r.files,

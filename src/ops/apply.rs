@@ -288,11 +288,17 @@ async fn write_and_wait(
     if !opts.wait {
         return Ok(());
     }
+    // On a terminal, a spinner shows the wait's state and how long it has lasted; the lines
+    // stay for the record (and are all there is in a pipe or a CI log).
+    let spinner = crate::progress::spinner(format!("{env}: waiting for the rollout"));
     let progress = cluster
         .wait_rollout(target, opts.timeout, |why| {
-            say(format!("{env}: waiting for the rollout: {why}"))
+            spinner.set(format!("{env}: waiting for the rollout: {why}"));
+            spinner.suspend(|| say(format!("{env}: waiting for the rollout: {why}")))
         })
-        .await?;
+        .await;
+    drop(spinner);
+    let progress = progress?;
     match progress {
         Progress::Done => {
             say(format!("{env}: rolled out"));

@@ -303,8 +303,13 @@ pub async fn plan(
     let names = project.select(&opts.envs, opts.all)?;
     let session = Session::new(opts.kubeconfig.clone());
     // `buffered` keeps the environments in their order while running several at once.
+    crate::progress::PLANNED.reset();
     let results: Vec<_> = futures::stream::iter(&names)
-        .map(|name| plan_env_in(&session, &project, name))
+        .map(|name| async {
+            let planned = plan_env_in(&session, &project, name).await;
+            crate::progress::PLANNED.add(1, 0);
+            planned
+        })
         .buffered(CONCURRENCY)
         .collect()
         .await;
