@@ -294,8 +294,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 kubeconfig: g.kubeconfig.clone(),
                 force: a.force,
             };
-            let path = ops::import::import(&opts).await?;
-            println!("wrote {}", path.display());
+            let imported = ops::import::import(&opts).await?;
+            println!("wrote {}", imported.path.display());
+            for w in &imported.warnings {
+                eprintln!("warning: {w}");
+            }
             Ok(exit::OK)
         }
         Command::Plan(a) => plan(g, a).await,

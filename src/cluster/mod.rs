@@ -400,6 +400,25 @@ impl Cluster {
         )
     }
 
+    /// The newest revision of a Helm release: Helm 3 and 4 keep one Secret per revision,
+    /// labelled `owner=helm`, `name=RELEASE`, `version=N`. Only their metadata is asked for
+    /// (never the release itself); `None` without RBAC `list` on secrets.
+    pub async fn helm_revision(&self, namespace: &str, release: &str) -> Option<u32> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let lp = kube::api::ListParams::default().labels(&format!("owner=helm,name={release}"));
+        let what = format!(
+            "API server of context {}: list secrets {namespace} (owner=helm,name={release})",
+            self.context
+        );
+        let list = retry(what, kube_transient, || api.list_metadata(&lp))
+            .await
+            .ok()?;
+        list.items
+            .iter()
+            .filter_map(|m| m.metadata.labels.as_ref()?.get("version")?.parse().ok())
+            .max()
+    }
+
     /// The registries a pull secret holds credentials for (the keys of its Docker config; the
     /// credentials themselves are neither kept nor shown). `None` when it cannot be read.
     pub async fn secret_registries(&self, namespace: &str, name: &str) -> Option<Vec<String>> {

@@ -3,8 +3,8 @@
 //! No I/O, so the shape of Kubernetes objects is tested without a cluster.
 
 use crate::model::{
-    ArtifactState, FIELD_MANAGER, HISTORY_ANNOTATION, LastWrite, LiveArtifact, LiveMount,
-    PullIdentity, Revision, Target,
+    ArtifactState, FIELD_MANAGER, HISTORY_ANNOTATION, HelmRelease, HelmWrites, LastWrite,
+    LiveArtifact, LiveMount, PullIdentity, Revision, Target,
 };
 use serde_json::{Value, json};
 
@@ -25,6 +25,7 @@ pub struct Extracted {
     pub config_source: Option<(String, String)>,
     pub history: Vec<Revision>,
     pub pull: PullIdentity,
+    pub helm: Option<HelmRelease>,
 }
 
 fn pod_spec(obj: &Value) -> &Value {
@@ -103,6 +104,46 @@ pub fn extract(obj: &Value, target: &Target) -> Result<Extracted, ShapeError> {
         config_source: config_source(obj, c),
         history: history(obj),
         pull: pull_identity(obj),
+        helm: helm_release(obj),
+    })
+}
+
+/// The Helm release of a workload: Helm annotates what it installs with
+/// `meta.helm.sh/release-name` and `-namespace` (and labels it `managed-by: Helm`); its
+/// managedFields entry says how it writes.
+pub fn helm_release(obj: &Value) -> Option<HelmRelease> {
+    let annotations = &obj["metadata"]["annotations"];
+    let name = str_of(&annotations["meta.helm.sh/release-name"])?;
+    let namespace = str_of(&annotations["meta.helm.sh/release-namespace"])
+        .or_else(|| str_of(&obj["metadata"]["namespace"]))
+        .unwrap_or_default();
+    let entries = obj["metadata"]["managedFields"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let entry = entries
+        .iter()
+        .filter(|e| matches!(e["manager"].as_str(), Some("helm" | "helm-controller")))
+        // Helm's newest way of writing decides what the next upgrade does.
+        .max_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    let (manager, writes) = match entry {
+        None => ("helm".to_string(), HelmWrites::Unknown),
+        Some(e) => {
+            let manager = str_of(&e["manager"]).unwrap_or_default();
+            let writes = match (manager.as_str(), e["operation"].as_str()) {
+                ("helm-controller", _) => HelmWrites::ForcedApply,
+                (_, Some("Apply")) => HelmWrites::ServerSideApply,
+                (_, Some("Update")) => HelmWrites::ThreeWayMerge,
+                _ => HelmWrites::Unknown,
+            };
+            (manager, writes)
+        }
+    };
+    Some(HelmRelease {
+        name,
+        namespace,
+        manager,
+        writes,
     })
 }
 
@@ -324,10 +365,106 @@ pub fn apply_body(
     })
 }
 
+/// The managedFields entry that owns one managed field of a volume (`reference`,
+/// `pull_policy`, `mount_path`, `sub_path`), from the workload JSON. With several owners (a
+/// shared server-side apply), another manager than perses-oci wins, then the newest.
+pub fn field_writer(obj: &Value, container: &str, volume: &str, field: &str) -> Option<LastWrite> {
+    let key = |k: &str, v: &str| format!("k:{}", json!({ k: v }));
+    let pod = &obj["spec"]["template"]["spec"];
+    let mount_path = pod["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container)?["volumeMounts"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == volume))
+        .and_then(|m| m["mountPath"].as_str());
+    let mut best: Option<LastWrite> = None;
+    for entry in obj["metadata"]["managedFields"].as_array()? {
+        let spec = &entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"];
+        let image = &spec["f:volumes"][key("name", volume)]["f:image"];
+        let mount = || {
+            mount_path
+                .map(|p| {
+                    &spec["f:containers"][key("name", container)]["f:volumeMounts"]
+                        [key("mountPath", p)]
+                })
+                .unwrap_or(&serde_json::Value::Null)
+        };
+        let owned = match field {
+            "reference" => &image["f:reference"],
+            "pull_policy" => &image["f:pullPolicy"],
+            "mount_path" => &mount()["f:mountPath"],
+            "sub_path" => &mount()["f:subPath"],
+            _ => &serde_json::Value::Null,
+        };
+        let (false, Some(manager)) = (owned.is_null(), entry["manager"].as_str()) else {
+            continue;
+        };
+        let w = LastWrite {
+            manager: manager.to_string(),
+            operation: entry["operation"].as_str().unwrap_or_default().to_string(),
+            time: entry["time"].as_str().map(str::to_string),
+        };
+        let better = match &best {
+            None => true,
+            Some(b) if (b.manager == FIELD_MANAGER) != (w.manager == FIELD_MANAGER) => {
+                b.manager == FIELD_MANAGER
+            }
+            Some(b) => w.time > b.time,
+        };
+        if better {
+            best = Some(w);
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{WorkloadKind, WorkloadRef};
+
+    #[test]
+    fn a_helm_release_and_how_helm_writes_it() {
+        let mut obj = json!({"metadata": {"namespace": "monitoring", "annotations": {
+            "meta.helm.sh/release-name": "perses", "meta.helm.sh/release-namespace": "monitoring"},
+            "managedFields": [
+                {"manager": "helm", "operation": "Update", "time": "2026-01-01T00:00:00Z"},
+                {"manager": "perses-oci", "operation": "Apply", "time": "2026-01-02T00:00:00Z"}]}});
+        let r = helm_release(&obj).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_str()),
+            ("perses", "monitoring")
+        );
+        assert_eq!(
+            (r.manager.as_str(), r.writes),
+            ("helm", HelmWrites::ThreeWayMerge)
+        );
+        // Helm 4 converted the release (`--server-side=true`): its newest entry is an Apply.
+        obj["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"manager": "helm", "operation": "Apply", "time": "2026-01-03T00:00:00Z"}));
+        assert_eq!(
+            helm_release(&obj).unwrap().writes,
+            HelmWrites::ServerSideApply
+        );
+        obj["metadata"]["managedFields"] =
+            json!([{"manager": "helm-controller", "operation": "Apply"}]);
+        let r = helm_release(&obj).unwrap();
+        assert_eq!(
+            (r.manager.as_str(), r.writes),
+            ("helm-controller", HelmWrites::ForcedApply)
+        );
+        obj["metadata"]["managedFields"] = json!([]);
+        assert_eq!(helm_release(&obj).unwrap().writes, HelmWrites::Unknown);
+        obj["metadata"]["annotations"] = json!({});
+        assert_eq!(
+            helm_release(&obj),
+            None,
+            "not a release without Helm's annotations"
+        );
+    }
 
     fn target() -> Target {
         Target {

@@ -2,6 +2,8 @@
 //! hold (Observed), and what would change (Plan). No I/O and no computation beyond accessors:
 //! `crate::plan` computes plans, `crate::render` draws them.
 
+pub mod drift;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -253,6 +255,35 @@ pub struct Observed {
     /// What the kubelet pulls the pod's images with.
     #[serde(default)]
     pub pull: PullIdentity,
+    /// The Helm release the workload belongs to, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmRelease>,
+}
+
+/// A workload that Helm installed (its `meta.helm.sh/*` annotations), and how Helm writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmRelease {
+    pub name: String,
+    pub namespace: String,
+    /// The field manager Helm writes with: `helm`, or Flux's `helm-controller`.
+    pub manager: String,
+    pub writes: HelmWrites,
+}
+
+/// How the next `helm upgrade` writes the workload, from Helm's managedFields entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelmWrites {
+    /// An `Update` entry: Helm 3, or Helm 4 on a release Helm 3 installed (`--server-side=auto`
+    /// stays client-side): a three-way merge that sets back what the chart renders.
+    ThreeWayMerge,
+    /// An `Apply` entry: Helm 4's server-side apply, which refuses to take a field another
+    /// manager owns (`--force-conflicts` takes it).
+    ServerSideApply,
+    /// Flux's helm-controller: server-side apply that always forces conflicts.
+    ForcedApply,
+    /// No managedFields entry of Helm's (a manifest file rendered by Helm, say).
+    Unknown,
 }
 
 /// What a kubelet pulls a pod's images (and image volumes) with: the pod template's

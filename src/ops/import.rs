@@ -39,7 +39,15 @@ pub enum ImportError {
     },
 }
 
-pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
+/// What `import` wrote, and what the user must know before the first apply.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub path: PathBuf,
+    /// Warnings: a Helm release whose chart renders the imported volumes (see `plan::helm`).
+    pub warnings: Vec<String>,
+}
+
+pub async fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
     let path = opts
         .dir
         .join(config::ENVIRONMENTS_DIR)
@@ -101,5 +109,42 @@ pub async fn import(opts: &ImportOptions) -> Result<PathBuf, ImportError> {
         path: path.clone(),
         source,
     })?;
-    Ok(path)
+    // The first apply that moves a tag is where Helm and perses-oci start to disagree: say it
+    // now, with the same words plan will use.
+    let observed = crate::model::Observed {
+        resource_version: ex.resource_version.clone(),
+        generation: ex.generation,
+        server_version: (0, 0),
+        artifacts: ex.artifacts.clone(),
+        mounts: ex.mounts.clone(),
+        provisioning_folders: None,
+        history: vec![],
+        pull: Default::default(),
+        helm: ex.helm.clone(),
+    };
+    let changes: Vec<crate::model::Change> = desired
+        .artifacts
+        .iter()
+        .map(|a| crate::model::Change {
+            action: crate::model::Action::Update,
+            reasons: vec![],
+            artifact: a.name.clone(),
+            before: None,
+            after: None,
+            conflicts_with: vec![],
+            content: None,
+        })
+        .collect();
+    let warnings =
+        crate::plan::helm::helm_checks(&observed, &changes, &opts.target.workload.to_string())
+            .into_iter()
+            .map(|c| {
+                format!(
+                    "{} Once the tag changes in {}, apply needs --force-conflicts.",
+                    c.message,
+                    path.display()
+                )
+            })
+            .collect();
+    Ok(Imported { path, warnings })
 }

@@ -280,6 +280,7 @@ fn observe_manifest(
         provisioning_folders: folders,
         history: ex.history,
         pull: ex.pull,
+        helm: ex.helm,
     };
     Ok(EnvContext {
         backend: Backend::Manifest(ManifestFile {
@@ -435,6 +436,7 @@ async fn observe_env_with(
         provisioning_folders: folders,
         history: ex.history,
         pull: ex.pull,
+        helm: ex.helm,
     };
     Ok(EnvContext {
         desired: desired.clone(),

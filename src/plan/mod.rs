@@ -1,6 +1,8 @@
 //! The pure diff: desired state + observed state + resolved digests -> changes and checks.
 //! No async, no I/O; every rule about what is a change, and why, lives here.
 
+pub mod drift;
+pub mod helm;
 pub mod pull;
 
 use crate::cluster::observe::path_contains;
@@ -56,7 +58,7 @@ pub fn desired_state(spec: &ArtifactSpec, digest: Option<&str>) -> ArtifactState
 }
 
 /// The pull policy a node uses when none is written: Always for `:latest`, else IfNotPresent.
-fn effective_policy(policy: Option<&str>, reference: &str) -> String {
+pub fn effective_policy(policy: Option<&str>, reference: &str) -> String {
     match policy {
         Some(p) => p.to_string(),
         None if parse_ref(reference).tag.as_deref() == Some("latest") => {
@@ -176,6 +178,11 @@ pub fn diff(
         }
     }
     checks.extend(server_checks(desired, observed));
+    checks.extend(helm::helm_checks(
+        observed,
+        &changes,
+        &desired.target.workload.to_string(),
+    ));
     (changes, checks)
 }
 
@@ -316,6 +323,7 @@ mod tests {
             provisioning_folders: Some(vec!["/etc/perses/provisioning".into()]),
             history: vec![],
             pull: Default::default(),
+            helm: None,
         }
     }
 

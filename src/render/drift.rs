@@ -3,15 +3,15 @@
 //! text exposition format for a textfile collector. Nothing here decides a class.
 
 use super::Style;
-use crate::model::{Action, short};
-use crate::ops::drift::{
+use crate::model::drift::{
     DriftClass, DriftReport, Edit, EnvDrift, MissingArtifact, MissingPart, PendingChange, TagMove,
 };
+use crate::model::{Action, short};
 use serde::Serialize;
 use serde_json::Value;
 
 /// Version of the drift JSON shape. Minor: fields added. Major: anything a reader could trip over.
-pub const DRIFT_FORMAT_VERSION: &str = "1.0";
+pub const DRIFT_FORMAT_VERSION: &str = "1.1";
 
 /// Drops control characters (escape sequences from a hostile server message) and keeps one line.
 fn clean(s: &str) -> String {
@@ -55,11 +55,24 @@ fn edit_text(e: &Edit) -> String {
         ),
         None => String::new(),
     };
+    let helm = match &e.helm {
+        Some(h) => format!(
+            " (Helm release {:?} in {}, {}; missed handover step: {})",
+            h.release,
+            h.namespace,
+            match h.revision {
+                Some(r) => format!("revision {r}"),
+                None => "revision unknown: listing its secrets is not allowed".to_string(),
+            },
+            h.missed
+        ),
+        None => String::new(),
+    };
     if e.applied == e.live {
-        format!("artifact {:?} {fields} changed{who}", e.artifact)
+        format!("artifact {:?} {fields} changed{who}{helm}", e.artifact)
     } else {
         format!(
-            "artifact {:?} {fields} changed{who}: perses-oci applied {}, the cluster has {}",
+            "artifact {:?} {fields} changed{who}: perses-oci applied {}, the cluster has {}{helm}",
             e.artifact,
             short_ref(&e.applied),
             short_ref(&e.live)
@@ -523,8 +536,8 @@ pub fn metrics(report: &DriftReport, last_success: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::drift::Findings;
     use crate::model::{LastWrite, Revision, Target, WorkloadKind, WorkloadRef};
-    use crate::ops::drift::Findings;
     use serde_json::json;
     use std::time::Duration;
 
@@ -563,6 +576,7 @@ mod tests {
                 fields: vec!["reference".into()],
                 applied: format!("r/p:v1@{D1}"),
                 live: "r/p:v0".into(),
+                helm: None,
                 by: Some(LastWrite {
                     manager: "kubectl-edit".into(),
                     operation: "Update".into(),
@@ -578,6 +592,28 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_helm_edit_names_the_release_revision_and_missed_step() {
+        let mut e = edited().edits.remove(0);
+        e.by = Some(LastWrite {
+            manager: "helm".into(),
+            operation: "Update".into(),
+            time: Some("2026-05-01T11:00:00Z".into()),
+        });
+        e.helm = Some(crate::model::drift::HelmEdit {
+            release: "perses".into(),
+            namespace: "monitoring".into(),
+            revision: Some(4),
+            missed: crate::plan::drift::missed_step(crate::model::HelmWrites::ThreeWayMerge).into(),
+        });
+        assert_eq!(
+            edit_text(&e),
+            "artifact \"perses-resources\" reference changed by field manager \"helm\" (Update) at 2026-05-01T11:00:00Z: perses-oci applied r/p:v1@sha256:111111111111, the cluster has r/p:v0 (Helm release \"perses\" in monitoring, revision 4; missed handover step: the release's values still render `ociArtifacts`, so every `helm upgrade` sets the chart's reference back: drop it from the values in the same change that hands the volume to perses-oci)"
+        );
+        e.helm.as_mut().unwrap().revision = None;
+        assert!(edit_text(&e).contains("revision unknown: listing its secrets is not allowed"));
     }
 
     fn report(envs: Vec<EnvDrift>) -> DriftReport {
@@ -635,7 +671,7 @@ mod tests {
             env("x", err),
         ]);
         let v = json_value(&r);
-        assert_eq!(v["format_version"], "1.0");
+        assert_eq!(v["format_version"], "1.1");
         assert_eq!(v["checked_at"], "2026-05-01T12:00:00Z");
         let e = &v["environments"][0];
         assert_eq!(e["class"], "cluster_edited");

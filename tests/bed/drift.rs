@@ -67,7 +67,7 @@ async fn in_sync_right_after_apply() {
     let (_, _, _, dir) = applied("v1").await;
     let (code, v, err) = drift_json(dir.path(), &[]);
     assert_eq!(code, 0, "{v}\n{err}");
-    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["format_version"], "1.1");
     assert!(is_rfc3339(&v["checked_at"]), "{v}");
     let e = env(&v, "prod");
     assert_eq!(e["class"], "in_sync", "{v}");

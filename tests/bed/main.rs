@@ -10,6 +10,7 @@ mod faultkit;
 mod apply;
 mod content;
 mod drift;
+mod helm;
 mod node;
 mod node_cron;
 mod node_failures;
