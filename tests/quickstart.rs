@@ -65,7 +65,7 @@ fn readme_main_command_runs_from_a_fresh_clone() {
         "prod: wrote deploy/prod/perses.yaml",
         "Apply complete! 2 added, 0 changed, 0 removed. Applied: staging, prod.",
         "+            - name: perses-resources",
-        "+                reference: registry.example.com/perses-resources:v1@sha256:",
+        "+            reference: registry.example.com/perses-resources:v1@sha256:",
         "$ skopeo copy --all oci:build/layout:v1 docker://registry.example.com/perses-resources:v1",
         "$ perses-oci plan --all --detailed-exitcode",
         "No changes.",

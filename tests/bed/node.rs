@@ -385,3 +385,67 @@ fn every_artifact_shape_is_mounted_and_what_containerd_cannot_mount_plan_refuses
         "{message}"
     );
 }
+
+/// The offline flow of the quickstart on a real node: perses-oci reads the artifact from an OCI
+/// layout (`source`), the workload names the registry repository, the layout is copied there
+/// with the command plan prints, and the pod mounts exactly that digest.
+#[test]
+fn a_layout_source_is_planned_offline_then_copied_and_mounted_from_the_registry() {
+    let bed = bed();
+    let work = tempfile::tempdir().unwrap();
+    let (ns, image) = chart_namespace(bed, "node-source", work.path());
+    let tree = resource_tree(work.path());
+    let project = work.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    // push's paths are the command line's (relative to the working directory), not --dir's.
+    let layout = format!("oci:{}/build/layout:v1", project.display());
+    let (code, out, err) = run(&project, &["push", tree.to_str().unwrap(), "--to", &layout]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let env = chart_env("prod", &ns, &image, "v1", "source = \"oci:build/layout\"\n");
+    write_env(&project, "prod", &env);
+
+    // plan reads the layout and says what to copy where; the registry has nothing yet.
+    let (code, out, err) = run(&project, &["plan", "--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let env0 = &v["environments"][0];
+    let after = env0["changes"][0]["after"]["reference"].as_str().unwrap();
+    assert!(after.starts_with(&format!("{image}:v1@sha256:")), "{after}");
+    let copy = env0["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "copy_to_registry")
+        .unwrap_or_else(|| panic!("{out}"));
+    let command = copy["message"].as_str().unwrap();
+    let skopeo = command
+        .split("before the pods restart: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{command}"));
+    assert_eq!(
+        skopeo,
+        format!("skopeo copy --all oci:build/layout:v1 docker://{image}:v1")
+    );
+
+    // The printed command, run as printed (plus the bed's plain-HTTP flag), then apply.
+    let mut args: Vec<&str> = skopeo.split(' ').skip(1).collect();
+    args.insert(1, "--dest-tls-verify=false");
+    tool(
+        std::process::Command::new("skopeo")
+            .args(&args)
+            .current_dir(&project),
+    );
+    let (code, out, err) = run(&project, &["apply", "--auto-approve", "--timeout", "180s"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("prod: rolled out"), "{out}");
+    let api = PersesApi::connect(bed, "prod", &ns, "perses-0");
+    let want = resources_in(&tree.join("prod"));
+    let served = api.wait_until(PROVISIONED, |a| {
+        let r = a.resources();
+        (r == want, r)
+    });
+    assert_eq!(served, want);
+    drop(api);
+    let (code, out, err) = run(&project, &["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "a second plan changes nothing:\n{out}\n{err}");
+}
