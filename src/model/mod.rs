@@ -336,6 +336,10 @@ pub enum Action {
     Add,
     Update,
     Remove,
+    /// The values already match; perses-oci writes them to own them (server-side apply
+    /// records it as a field owner), so that no other writer's removal can take them away.
+    /// The pod template does not change: no rollout.
+    Adopt,
 }
 
 impl Action {
@@ -344,6 +348,7 @@ impl Action {
             Action::Add => '+',
             Action::Update => '~',
             Action::Remove => '-',
+            Action::Adopt => '=',
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -351,6 +356,7 @@ impl Action {
             Action::Add => "add",
             Action::Update => "update",
             Action::Remove => "remove",
+            Action::Adopt => "adopt",
         }
     }
 }
@@ -383,6 +389,10 @@ pub enum Reason {
     },
     /// perses-oci applied it earlier and the environment file no longer has it.
     RemovedFromConfig,
+    /// The values match the environment file, but only other field managers own them.
+    NotOwned {
+        owners: Vec<String>,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -413,6 +423,16 @@ impl fmt::Display for Reason {
                 )
             }
             Reason::RemovedFromConfig => f.write_str("no longer in the environment file"),
+            Reason::NotOwned { owners } => {
+                let owners: Vec<String> = owners.iter().map(|o| format!("{o:?}")).collect();
+                write!(
+                    f,
+                    "the values match, but only field manager{} {} own{} them; perses-oci takes a share, the pod template does not change",
+                    if owners.len() == 1 { "" } else { "s" },
+                    owners.join(", "),
+                    if owners.len() == 1 { "s" } else { "" }
+                )
+            }
         }
     }
 }
@@ -500,6 +520,7 @@ pub struct Summary {
     pub add: usize,
     pub change: usize,
     pub remove: usize,
+    pub adopt: usize,
 }
 
 impl Summary {
@@ -510,12 +531,13 @@ impl Summary {
                 Action::Add => s.add += 1,
                 Action::Update => s.change += 1,
                 Action::Remove => s.remove += 1,
+                Action::Adopt => s.adopt += 1,
             }
         }
         s
     }
     pub fn is_empty(&self) -> bool {
-        self.add + self.change + self.remove == 0
+        self.add + self.change + self.remove + self.adopt == 0
     }
 }
 

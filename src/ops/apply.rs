@@ -224,7 +224,12 @@ pub async fn apply_env(
         .await?;
     let who = lease::identity(&cluster.user);
     let held = cluster.lock(target, &who, opts.lock_timeout).await?;
-    let result = write_and_wait(ctx, opts, say).await;
+    // An adopt writes the values the pod template already has: nothing rolls out.
+    let rollout = plan
+        .changes
+        .iter()
+        .any(|c| c.action != crate::model::Action::Adopt);
+    let result = write_and_wait(ctx, opts, rollout, say).await;
     held.release().await;
     result.map(|_| true)
 }
@@ -232,6 +237,7 @@ pub async fn apply_env(
 async fn write_and_wait(
     ctx: &EnvContext,
     opts: &ApplyOptions,
+    rollout: bool,
     say: &mut dyn FnMut(String),
 ) -> Result<(), ApplyError> {
     let env = &ctx.desired.env;
@@ -285,6 +291,12 @@ async fn write_and_wait(
         cluster.context,
         history.last().map(|r| r.revision).unwrap_or(0)
     ));
+    if !rollout {
+        say(format!(
+            "{env}: the pod template did not change (perses-oci now owns its fields): no rollout"
+        ));
+        return Ok(());
+    }
     if !opts.wait {
         return Ok(());
     }

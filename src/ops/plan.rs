@@ -270,12 +270,18 @@ fn observe_manifest(
             .unwrap_or_default()
             .to_string(),
     };
+    // managedFields copied into a file describe the cluster it came from, not the file, which
+    // perses-oci rewrites whoever "owns" it: nothing to adopt, no conflict to force.
+    let mut artifacts = ex.artifacts;
+    for a in &mut artifacts {
+        a.owners.clear();
+    }
     let observed = Observed {
         resource_version: String::new(),
         generation: doc.value["metadata"]["generation"].as_i64().unwrap_or(0),
         // No API server: the version checks do not apply (0.0 means unknown).
         server_version: (0, 0),
-        artifacts: ex.artifacts,
+        artifacts,
         mounts: ex.mounts,
         provisioning_folders: folders,
         history: ex.history,

@@ -22,7 +22,12 @@ pub fn helm_checks(observed: &Observed, changes: &[Change], workload: &str) -> V
         if chart_renders {
             out.push(Check {
                 severity: Severity::Warning,
-                code: code(release.writes).into(),
+                code: if change.action == Action::Adopt {
+                    "helm_shared"
+                } else {
+                    code(release.writes)
+                }
+                .into(),
                 message: format!(
                     "artifact {:?}: {workload} is Helm release {:?} (namespace {}), whose chart renders this volume{}: {} See docs/helm.md for the handover.",
                     change.artifact,
@@ -67,6 +72,9 @@ fn how(release: &HelmRelease) -> &'static str {
 
 fn consequence(release: &HelmRelease, action: Action) -> String {
     let removed = action == Action::Remove;
+    if action == Action::Adopt {
+        return adopt_consequence(release);
+    }
     match release.writes {
         HelmWrites::ThreeWayMerge if removed => "the next `helm upgrade` renders the volume again while the values keep `ociArtifacts`.".into(),
         HelmWrites::ThreeWayMerge => "the next `helm upgrade`, whatever it changes, silently puts the chart's value back (the old reference), and one whose values drop `ociArtifacts` deletes the volume and its mount.".into(),
@@ -76,6 +84,17 @@ fn consequence(release: &HelmRelease, action: Action) -> String {
         ),
         HelmWrites::ForcedApply => "the next reconcile of the HelmRelease puts the chart's value back; set the value in the HelmRelease, or drop `ociArtifacts` from its values and let perses-oci own the volume.".into(),
         HelmWrites::Unknown => "whichever writes the chart next sets its own value back.".into(),
+    }
+}
+
+/// An adopt writes the chart's own values: nothing reverts or conflicts now; what matters is
+/// what it makes of the handover's next step, dropping `ociArtifacts` from the values.
+fn adopt_consequence(release: &HelmRelease) -> String {
+    match release.writes {
+        HelmWrites::ThreeWayMerge => "this apply writes the values the chart renders, so `helm upgrade` and perses-oci agree while the values keep `ociArtifacts`; but a three-way merge deletes what the old manifest had and the new one lacks, whoever owns it: an upgrade whose values drop `ociArtifacts` still deletes the volume and its mount. Hand over under a volume name and mount path the chart never rendered instead.".into(),
+        HelmWrites::ServerSideApply => "this apply writes the values the chart renders, so perses-oci owns them beside Helm: a `helm upgrade` whose values drop `ociArtifacts` then leaves the volume and its mount to perses-oci (the handover's second step); while the values keep `ociArtifacts`, moving the tag here makes every `helm upgrade` conflict.".into(),
+        HelmWrites::ForcedApply => "this apply writes the values the HelmRelease renders; helm-controller keeps them while they agree, and puts its own back at the next reconcile once they differ: drop `ociArtifacts` from the HelmRelease's values before moving the tag here.".into(),
+        HelmWrites::Unknown => "this apply writes the values the chart renders; whichever writes the chart next keeps them while they agree.".into(),
     }
 }
 
@@ -168,6 +187,36 @@ mod tests {
         assert_eq!(c[0].code, "helm_upgrade_reverts");
         assert!(
             c[0].message.contains("next reconcile of the HelmRelease"),
+            "{}",
+            c[0].message
+        );
+    }
+
+    #[test]
+    fn an_adopt_says_what_dropping_oci_artifacts_does_next() {
+        let c = helm_checks(
+            &observed(Some(("helm", HelmWrites::ServerSideApply)), &["helm"]),
+            &[change("perses-resources", Action::Adopt)],
+            W,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].code, "helm_shared");
+        assert!(
+            c[0].message
+                .contains("leaves the volume and its mount to perses-oci"),
+            "{}",
+            c[0].message
+        );
+        let c = helm_checks(
+            &observed(Some(("helm", HelmWrites::ThreeWayMerge)), &["helm"]),
+            &[change("perses-resources", Action::Adopt)],
+            W,
+        );
+        assert_eq!(c[0].code, "helm_shared");
+        assert!(
+            c[0].message
+                .contains("still deletes the volume and its mount")
+                && c[0].message.contains("never rendered"),
             "{}",
             c[0].message
         );

@@ -149,7 +149,20 @@ pub fn diff(
             }),
             Some(live) => {
                 let why = reasons(spec, &want, live, digest);
-                if !why.is_empty() {
+                if why.is_empty() && !live.owned_by_us() && !live.owners.is_empty() {
+                    // Equal values applied by another manager are shared, never a conflict.
+                    changes.push(Change {
+                        action: Action::Adopt,
+                        reasons: vec![Reason::NotOwned {
+                            owners: live.other_owners(),
+                        }],
+                        artifact: spec.name.clone(),
+                        before: Some(live.state.clone()),
+                        after: Some(want),
+                        conflicts_with: vec![],
+                        content: None,
+                    });
+                } else if !why.is_empty() {
                     changes.push(Change {
                         action: Action::Update,
                         reasons: why,
@@ -427,6 +440,46 @@ mod tests {
             true,
         );
         let (c, _) = diff(&desired(vec![spec()]), &observed(vec![l]), &resolved(D1));
+        assert!(c.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn equal_values_owned_by_another_manager_are_adopted_without_conflict() {
+        let l = live(&format!("reg.example/perses:v1.2.0@{D1}"), &["helm"], false);
+        let (c, _) = diff(
+            &desired(vec![spec()]),
+            &observed(vec![l.clone()]),
+            &resolved(D1),
+        );
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].action, Action::Adopt);
+        assert_eq!(
+            c[0].reasons,
+            vec![Reason::NotOwned {
+                owners: vec!["helm".into()]
+            }]
+        );
+        assert_eq!(c[0].before, Some(l.state));
+        assert!(c[0].conflicts_with.is_empty());
+        // Shared with perses-oci already: nothing to write.
+        let shared = live(
+            &format!("reg.example/perses:v1.2.0@{D1}"),
+            &["helm", "perses-oci"],
+            true,
+        );
+        let (c, _) = diff(
+            &desired(vec![spec()]),
+            &observed(vec![shared]),
+            &resolved(D1),
+        );
+        assert!(c.is_empty(), "{c:?}");
+        // No owner recorded (a manifest file): nothing to adopt.
+        let unowned = live(&format!("reg.example/perses:v1.2.0@{D1}"), &[], false);
+        let (c, _) = diff(
+            &desired(vec![spec()]),
+            &observed(vec![unowned]),
+            &resolved(D1),
+        );
         assert!(c.is_empty(), "{c:?}");
     }
 

@@ -140,6 +140,10 @@ pub fn message(env: &EnvDrift) -> String {
                         "artifact {:?} left the environment file but is still in the workload",
                         p.artifact
                     ),
+                    Action::Adopt => format!(
+                        "artifact {:?}: the values match but perses-oci does not own them yet",
+                        p.artifact
+                    ),
                     Action::Update => format!(
                         "artifact {:?}: {} {}{}",
                         p.artifact,

@@ -31,6 +31,7 @@ impl Paint {
             Action::Add => "32",
             Action::Update => "33",
             Action::Remove => "31",
+            Action::Adopt => "36",
         };
         self.wrap(sgr, &action.symbol().to_string())
     }
@@ -40,6 +41,7 @@ impl Paint {
             Action::Add => "32",
             Action::Update => "33",
             Action::Remove => "31",
+            Action::Adopt => "36",
         };
         self.wrap(sgr, s)
     }
@@ -139,6 +141,7 @@ fn change_block(change: &Change, p: &Paint) -> String {
         Action::Add => "added",
         Action::Update => "updated",
         Action::Remove => "removed",
+        Action::Adopt => "adopted",
     };
     let reasons: Vec<String> = change.reasons.iter().map(|r| r.to_string()).collect();
     let mut comment = format!("# artifact {:?} will be {verb}", change.artifact);
@@ -173,8 +176,10 @@ fn change_block(change: &Change, p: &Paint) -> String {
         lines.push(match change.action {
             Action::Add => format!("      {} {field} = {}", p.symbol(Action::Add), after[i]),
             Action::Remove => format!("      {} {field} = {}", p.symbol(Action::Remove), before[i]),
-            Action::Update if before[i] == after[i] => format!("        {field} = {}", after[i]),
-            Action::Update => format!(
+            Action::Update | Action::Adopt if before[i] == after[i] => {
+                format!("        {field} = {}", after[i])
+            }
+            Action::Update | Action::Adopt => format!(
                 "      {} {field} = {} -> {}",
                 p.symbol(Action::Update),
                 before[i],
@@ -286,6 +291,27 @@ Environment prod (context prod, monitoring/statefulset/perses, container perses)
     }
 
 Plan: 0 to add, 1 to change, 0 to remove.
+";
+        assert_eq!(human(&plan, PLAIN), want);
+    }
+
+    #[test]
+    fn an_adopt_changes_no_value_and_is_counted_apart() {
+        let plan = Plan {
+            envs: vec![env("prod", vec![helm_adopt()], vec![])],
+        };
+        let want = "\
+Environment prod (context prod, monitoring/statefulset/perses, container perses)
+
+  # artifact \"perses-resources\" will be adopted: the values match, but only field manager \"helm\" owns them; perses-oci takes a share, the pod template does not change
+  = artifact \"perses-resources\" {
+        reference   = \"registry.example.com/perses-resources:v1.1.0\"
+        pull_policy = \"IfNotPresent\"
+        mount_path  = \"/etc/perses/provisioning\"
+        sub_path    = \"prod\"
+    }
+
+Plan: 0 to add, 0 to change, 0 to remove, 1 to adopt.
 ";
         assert_eq!(human(&plan, PLAIN), want);
     }

@@ -9,7 +9,7 @@ use crate::model::{
 use serde::Serialize;
 
 /// Version of the JSON shape. Minor: fields added. Major: anything a reader could trip over.
-pub const FORMAT_VERSION: &str = "1.2";
+pub const FORMAT_VERSION: &str = "1.3";
 
 #[derive(Serialize)]
 struct PlanView<'a> {
@@ -59,6 +59,9 @@ struct ReasonView<'a> {
     to: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     manager: Option<&'a str>,
+    /// `not_owned`: the field managers that own the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owners: Option<&'a [String]>,
     message: String,
 }
 
@@ -87,6 +90,7 @@ struct CountsView {
     add: usize,
     change: usize,
     remove: usize,
+    adopt: usize,
 }
 
 #[derive(Serialize)]
@@ -94,6 +98,7 @@ struct TotalsView {
     add: usize,
     change: usize,
     remove: usize,
+    adopt: usize,
     /// Environments that failed or have error checks, so that CI can gate on one number.
     errors: usize,
 }
@@ -104,6 +109,7 @@ impl From<Summary> for CountsView {
             add: s.add,
             change: s.change,
             remove: s.remove,
+            adopt: s.adopt,
         }
     }
 }
@@ -117,6 +123,7 @@ fn plan_view(plan: &Plan) -> PlanView<'_> {
             add: s.add,
             change: s.change,
             remove: s.remove,
+            adopt: s.adopt,
             errors: plan.envs.iter().filter(|e| e.has_errors()).count(),
         },
     }
@@ -151,6 +158,7 @@ fn change_view<'a>(env: &str, c: &'a Change) -> ChangeView<'a> {
             Action::Add => "add",
             Action::Update => "update",
             Action::Remove => "remove",
+            Action::Adopt => "adopt",
         },
         address: format!("{env}.artifact.{}", c.artifact),
         artifact: &c.artifact,
@@ -172,12 +180,17 @@ fn reason_view(r: &Reason) -> ReasonView<'_> {
         Reason::MountMoved => ("mount_moved", None, None, None),
         Reason::ChangedOutside { manager } => ("changed_outside", None, None, Some(manager)),
         Reason::RemovedFromConfig => ("removed_from_config", None, None, None),
+        Reason::NotOwned { .. } => ("not_owned", None, None, None),
     };
     ReasonView {
         kind,
         from: from.map(String::as_str),
         to,
         manager: manager.map(String::as_str),
+        owners: match r {
+            Reason::NotOwned { owners } => Some(owners),
+            _ => None,
+        },
         message: r.to_string(),
     }
 }
@@ -266,6 +279,9 @@ mod tests {
                 manager: "helm".into(),
             },
             Reason::RemovedFromConfig,
+            Reason::NotOwned {
+                owners: vec!["helm".into()],
+            },
         ];
         let mut change = tag_update();
         change.reasons = reasons;
@@ -347,7 +363,7 @@ mod tests {
         assert_eq!(
             v,
             json!({
-                "format_version": "1.2",
+                "format_version": "1.3",
                 "environments": [
                     {
                         "name": "prod",
@@ -387,7 +403,7 @@ mod tests {
                         }],
                         "checks": [],
                         "error": null,
-                        "summary": {"add": 0, "change": 1, "remove": 0}
+                        "summary": {"add": 0, "change": 1, "remove": 0, "adopt": 0}
                     },
                     {
                         "name": "staging",
@@ -400,10 +416,10 @@ mod tests {
                         "changes": [],
                         "checks": [],
                         "error": {"message": "boom"},
-                        "summary": {"add": 0, "change": 0, "remove": 0}
+                        "summary": {"add": 0, "change": 0, "remove": 0, "adopt": 0}
                     }
                 ],
-                "summary": {"add": 0, "change": 1, "remove": 0, "errors": 1}
+                "summary": {"add": 0, "change": 1, "remove": 0, "adopt": 0, "errors": 1}
             })
         );
     }
@@ -414,7 +430,7 @@ mod tests {
         let fv = text.find("\"format_version\"").unwrap();
         let envs = text.find("\"environments\"").unwrap();
         assert!(fv < envs);
-        assert!(text.starts_with("{\n  \"format_version\": \"1.2\",\n"));
+        assert!(text.starts_with("{\n  \"format_version\": \"1.3\",\n"));
         assert!(!text.contains("INPUTS"));
         assert!(!text.contains("\"inputs\""));
     }
@@ -424,14 +440,14 @@ mod tests {
         let v = json_value(&rich_plan());
         assert_eq!(
             v["summary"],
-            json!({"add": 1, "change": 2, "remove": 1, "errors": 2})
+            json!({"add": 1, "change": 2, "remove": 1, "adopt": 0, "errors": 2})
         );
         assert_eq!(
             json_value(&Plan::default()),
             json!({
-                "format_version": "1.2",
+                "format_version": "1.3",
                 "environments": [],
-                "summary": {"add": 0, "change": 0, "remove": 0, "errors": 0}
+                "summary": {"add": 0, "change": 0, "remove": 0, "adopt": 0, "errors": 0}
             })
         );
     }

@@ -143,14 +143,14 @@ fn status(env: &EnvPlan, s: Summary) -> String {
     if env.error.is_some() {
         return "failed".to_string();
     }
-    let mut parts = vec![
-        if s.is_empty() {
-            "no changes"
-        } else {
-            "changes"
-        }
-        .to_string(),
-    ];
+    let mut parts = vec![if s.is_empty() {
+        "no changes".to_string()
+    } else if s.add + s.change + s.remove == 0 {
+        // Only adopts: a write, but the pod template stays as it is.
+        plural(s.adopt, "adopt", "adopts")
+    } else {
+        "changes".to_string()
+    }];
     let errors = count_checks(env, Severity::Error);
     if errors > 0 {
         parts.push(plural(errors, "error", "errors"));
@@ -244,11 +244,11 @@ fn details_block(c: &Change) -> String {
         match c.action {
             Action::Add => diff.push(format!("+ {field} = {}", after[i])),
             Action::Remove => diff.push(format!("- {field} = {}", before[i])),
-            Action::Update if before[i] == after[i] => {
+            Action::Update | Action::Adopt if before[i] == after[i] => {
                 diff.push(format!("  {field} = {}", after[i]))
             }
             // A -/+ pair rather than `~`: GitHub colours diff lines by their first character.
-            Action::Update => {
+            Action::Update | Action::Adopt => {
                 diff.push(format!("- {field} = {}", before[i]));
                 diff.push(format!("+ {field} = {}", after[i]));
             }
@@ -458,6 +458,29 @@ Target: context `dev`, `monitoring/statefulset/perses`, container `perses`.
 No changes. The workload matches the configuration.
 ";
         assert_eq!(markdown(&plan), want);
+    }
+
+    #[test]
+    fn an_adopt_only_environment_says_so() {
+        let plan = Plan {
+            envs: vec![env("prod", vec![helm_adopt()], vec![])],
+        };
+        let out = markdown(&plan);
+        assert!(
+            out.starts_with(
+                "### perses-oci plan\n\n**Plan: 0 to add, 0 to change, 0 to remove, 1 to adopt.**\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("| prod | 0 | 0 | 0 | 1 adopt |\n"), "{out}");
+        assert!(
+            out.contains("<details><summary><b>adopt</b> <code>perses-resources</code>: the values match, but only field manager &quot;helm&quot; owns them"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  reference   = \"registry.example.com/perses-resources:v1.1.0\"\n"),
+            "{out}"
+        );
     }
 
     #[test]

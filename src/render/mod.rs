@@ -80,10 +80,15 @@ pub fn render(plan: &Plan, format: Format, style: Style) -> String {
 
 /// `1 to add, 0 to change, 2 to remove`.
 fn counts(s: Summary) -> String {
-    format!(
+    let mut out = format!(
         "{} to add, {} to change, {} to remove",
         s.add, s.change, s.remove
-    )
+    );
+    // Only when there is one, as Terraform counts imports: most plans never adopt.
+    if s.adopt > 0 {
+        out.push_str(&format!(", {} to adopt", s.adopt));
+    }
+    out
 }
 
 /// The closing line: `Plan: ...` unless nothing changes and nothing is wrong anywhere.

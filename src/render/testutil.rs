@@ -146,6 +146,27 @@ pub fn tag_update() -> Change {
     )
 }
 
+/// Helm's own values, taken into perses-oci's ownership without a change (an import's first apply).
+pub fn helm_adopt() -> Change {
+    let live = state(
+        &format!("{REG}/perses-resources:v1.1.0"),
+        Some("IfNotPresent"),
+        Some("/etc/perses/provisioning"),
+        Some("prod"),
+    );
+    Change {
+        action: Action::Adopt,
+        reasons: vec![Reason::NotOwned {
+            owners: vec!["helm".into()],
+        }],
+        artifact: "perses-resources".into(),
+        before: Some(live.clone()),
+        after: Some(live),
+        conflicts_with: vec![],
+        content: None,
+    }
+}
+
 pub fn dashboards_add() -> Change {
     add_change(
         "perses-dashboards",

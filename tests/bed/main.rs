@@ -11,6 +11,7 @@ mod apply;
 mod content;
 mod drift;
 mod helm;
+mod helm_handover;
 mod node;
 mod node_cron;
 mod node_failures;

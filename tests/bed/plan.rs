@@ -329,8 +329,11 @@ async fn provisioning_folder_and_mount_clash_checks() {
     );
 }
 
+/// After `import` the values match but only the workload's writer owns them: plan shows one
+/// adopt (exit 2), apply writes the same values without a rollout (generation unchanged), and
+/// only then is there nothing to do.
 #[tokio::test]
-async fn import_then_plan_has_no_changes() {
+async fn import_then_plan_adopts_and_apply_changes_no_pod_template() {
     let bed = bed();
     let ns = support::unique_ns("import");
     let client = bed.client("prod").await;
@@ -366,6 +369,43 @@ async fn import_then_plan_has_no_changes() {
     assert!(
         written.contains("v1.1.0") && written.contains("sub_path"),
         "{written}"
+    );
+    let (code, v, err) = plan_json(dir.path(), &["--detailed-exitcode"]);
+    assert_eq!(code, 2, "{v}\n{err}\n{written}");
+    let changes = v["environments"][0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{v}");
+    assert_eq!(changes[0]["action"], "adopt", "{v}");
+    assert_eq!(changes[0]["before"], changes[0]["after"], "{v}");
+    assert_eq!(changes[0]["reasons"][0]["kind"], "not_owned", "{v}");
+    assert!(
+        changes[0]["conflicts_with"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    let sts = |client: kube::Client, ns: String| async move {
+        let api: Api<StatefulSet> = Api::namespaced(client, &ns);
+        api.get("perses").await.unwrap()
+    };
+    let before = sts(client.clone(), ns.clone()).await;
+    // Without --force-conflicts: equal values are shared, never a conflict.
+    let out = bed
+        .cmd()
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("no rollout"), "{stdout}");
+    let after = sts(client.clone(), ns.clone()).await;
+    assert_eq!(before.metadata.generation, after.metadata.generation);
+    assert_eq!(
+        serde_json::to_value(&before.spec.as_ref().unwrap().template).unwrap(),
+        serde_json::to_value(&after.spec.as_ref().unwrap().template).unwrap()
     );
     let (code, v, err) = plan_json(dir.path(), &["--detailed-exitcode"]);
     assert_eq!(code, 0, "{v}\n{err}\n{written}");
