@@ -52,8 +52,15 @@ async fn image_volume_with_sub_path_round_trips_on_prod() {
     let m = mount(&got, "perses-resources").expect("mount kept");
     assert_eq!(m.mount_path, "/etc/perses/provisioning");
     assert_eq!(m.sub_path.as_deref(), Some("prod"));
-    // Every field was written by `helm` with operation Update, as Helm 3 leaves it.
-    let mf = got.metadata.managed_fields.unwrap();
+    // Every field of the object was written by `helm` with operation Update, as Helm 3 leaves
+    // it (the controller's `status` subresource entry may already be there, or not yet).
+    let mf: Vec<_> = got
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.subresource.is_none())
+        .collect();
     assert_eq!(mf.len(), 1, "{mf:?}");
     assert_eq!(mf[0].manager.as_deref(), Some("helm"));
     assert_eq!(mf[0].operation.as_deref(), Some("Update"));
