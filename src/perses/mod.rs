@@ -38,6 +38,7 @@ mod linter;
 mod report;
 mod tree;
 pub mod yaml;
+pub mod yaml_block;
 
 #[cfg(test)]
 mod tests;
