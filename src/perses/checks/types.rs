@@ -109,7 +109,7 @@ impl Walk {
             Ty::Map(inner) => {
                 if let Some(m) = self.object(v, at) {
                     for (k, x) in m {
-                        self.check(x, inner, &join(at, k));
+                        self.child(x, inner, at, k);
                     }
                 }
             }
@@ -125,8 +125,26 @@ impl Walk {
     pub(crate) fn fields(&mut self, m: &Map<String, Value>, fields: &[Field], at: &str) {
         for field in fields {
             if let Some(x) = m.get(field.name) {
-                self.check(x, field.ty, &join(at, field.name));
+                self.child(x, field.ty, at, field.name);
             }
+        }
+    }
+
+    /// `check` of the field `key` of the value at `at`. A dashboard has thousands of fields,
+    /// nearly all scalars or `Any` and nearly all fine: their path is only written out when
+    /// there is something to say about them.
+    fn child(&mut self, v: &Value, ty: &Ty, at: &str, key: &str) {
+        match ty {
+            Ty::Any => {}
+            Ty::Str | Ty::Bool | Ty::Int | Ty::Uint | Ty::Time | Ty::Duration => {
+                if v.is_null() {
+                    return;
+                }
+                if let Some(e) = scalar_problem(v, ty, self.json) {
+                    self.error(format!("{} {e}", join(at, key)));
+                }
+            }
+            _ => self.check(v, ty, &join(at, key)),
         }
     }
 
