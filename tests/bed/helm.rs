@@ -3,7 +3,7 @@
 //! anything happens, and the next `helm upgrade` does exactly that (helm 3 silently puts the
 //! chart's reference back; helm 4 fails with a conflict naming perses-oci).
 
-use super::node::{chart_env, push, resource_tree, run, write_env};
+use super::node::{chart_env, import_prod, push, resource_tree, run, write_env};
 use crate::support::{self, Bed, bed};
 use std::path::Path;
 
@@ -63,19 +63,7 @@ fn takeover(major: u8) {
     std::fs::create_dir_all(&project).unwrap();
 
     // import says it before the first apply.
-    let (code, out, err) = run(
-        &project,
-        &[
-            "import",
-            "--env",
-            "prod",
-            "--context",
-            "prod",
-            "--namespace",
-            &ns,
-        ],
-    );
-    assert_eq!(code, 0, "{out}\n{err}");
+    let (_, err) = import_prod(&project, &ns);
     let how = if major == 3 {
         "which Helm writes with a three-way merge"
     } else {

@@ -213,19 +213,7 @@ fn setup(major: u8) -> Setup {
 }
 
 fn import(s: &Setup) {
-    let (code, out, err) = run(
-        &s.project,
-        &[
-            "import",
-            "--env",
-            "prod",
-            "--context",
-            "prod",
-            "--namespace",
-            &s.ns,
-        ],
-    );
-    assert_eq!(code, 0, "{out}\n{err}");
+    super::node::import_prod(&s.project, &s.ns);
 }
 
 /// Helm 4 (server-side apply): adopt the chart's values (perses-oci co-owns them, nothing

@@ -57,6 +57,25 @@ fn checkout_display(api: &PersesApi) -> Option<String> {
 }
 
 /// `perses-oci push TREE --image IMAGE:TAG`, which must succeed.
+/// `perses-oci import` of the `prod` environment from the workload in `ns` on the `prod`
+/// cluster, into `project`; its standard output and error (import warns on the latter).
+pub fn import_prod(project: &Path, ns: &str) -> (String, String) {
+    let (code, out, err) = run(
+        project,
+        &[
+            "import",
+            "--env",
+            "prod",
+            "--context",
+            "prod",
+            "--namespace",
+            ns,
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    (out, err)
+}
+
 pub fn push(tree: &Path, image: &str, tag: &str, extra: &[&str]) -> String {
     let mut args = vec!["push", tree.to_str().unwrap(), "--image"];
     let reference = format!("{image}:{tag}");

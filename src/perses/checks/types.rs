@@ -113,11 +113,7 @@ impl Walk {
                     }
                 }
             }
-            scalar => {
-                if let Some(e) = scalar_problem(v, scalar, self.json) {
-                    self.error(format!("{at} {e}"));
-                }
-            }
+            scalar => self.scalar(v, scalar, || at.to_string()),
         }
     }
 
@@ -137,14 +133,18 @@ impl Walk {
         match ty {
             Ty::Any => {}
             Ty::Str | Ty::Bool | Ty::Int | Ty::Uint | Ty::Time | Ty::Duration => {
-                if v.is_null() {
-                    return;
-                }
-                if let Some(e) = scalar_problem(v, ty, self.json) {
-                    self.error(format!("{} {e}", join(at, key)));
+                if !v.is_null() {
+                    self.scalar(v, ty, || join(at, key));
                 }
             }
             _ => self.check(v, ty, &join(at, key)),
+        }
+    }
+
+    /// A scalar type's problem with `v` (not null), about the field at `at()`.
+    fn scalar(&mut self, v: &Value, ty: &Ty, at: impl FnOnce() -> String) {
+        if let Some(e) = scalar_problem(v, ty, self.json) {
+            self.error(format!("{} {e}", at()));
         }
     }
 
