@@ -351,20 +351,7 @@ async fn import_then_plan_adopts_and_apply_changes_no_pod_template() {
     art.sub_path = Some("prod".into());
     support::create_chart_workload(&client, &ns, Some(&art)).await;
     let dir = project(&[]);
-    bed.cmd()
-        .arg("--dir")
-        .arg(dir.path())
-        .args([
-            "import",
-            "--env",
-            "prod",
-            "--context",
-            "prod",
-            "--namespace",
-            &ns,
-        ])
-        .assert()
-        .success();
+    super::node::import_prod(dir.path(), &ns);
     let written = std::fs::read_to_string(dir.path().join("environments/prod.toml")).unwrap();
     assert!(
         written.contains("v1.1.0") && written.contains("sub_path"),
