@@ -218,8 +218,8 @@ pub(crate) fn first_yaml_document(text: &str) -> (&str, Option<usize>) {
     // Most files have no marker at all: nothing to scan for.
     if !text.starts_with("---")
         && !text.starts_with("...")
-        && !text.contains("\n---")
-        && !text.contains("\n...")
+        && memchr::memmem::find(text.as_bytes(), b"\n---").is_none()
+        && memchr::memmem::find(text.as_bytes(), b"\n...").is_none()
     {
         return (text, None);
     }

@@ -29,16 +29,22 @@ struct Reader<'a> {
 
 /// The first document of `text`, or `None` when it is not in the subset read here.
 pub fn decode(text: &str) -> Option<Doc> {
-    if text.as_bytes().iter().any(|&b| b == b'\r' || b == b'\t') {
+    let bytes = text.as_bytes();
+    if memchr::memchr2(b'\r', b'\t', bytes).is_some() {
         return None;
     }
     let mut lines = Vec::with_capacity(text.len() / 24);
-    for raw in text.split('\n') {
-        let indent = raw.bytes().take_while(|&b| b == b' ').count();
+    let mut start = 0;
+    // As `split('\n')`: a final newline leaves a last, empty line (block scalars' chomping
+    // reads it).
+    for end in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
+        let raw = &bytes[start..end];
+        let indent = raw.iter().take_while(|&&b| b == b' ').count();
         lines.push(Line {
             indent,
-            text: &raw[indent..],
+            text: &text[start + indent..end],
         });
+        start = end + 1;
     }
     let mut r = Reader {
         lines,
@@ -97,6 +103,12 @@ impl<'a> Reader<'a> {
     /// A block mapping whose keys are at column `indent`; the reader is at its first key.
     fn mapping(&mut self, indent: usize) -> Option<Value> {
         let mut map = Map::new();
+        self.mapping_into(&mut map, indent)?;
+        Some(Value::Object(map))
+    }
+
+    /// The rest of a block mapping whose keys are at column `indent`, into `map`.
+    fn mapping_into(&mut self, map: &mut Map<String, Value>, indent: usize) -> Option<()> {
         while let Some(i) = self.significant() {
             let line = &self.lines[i];
             if line.indent < indent {
@@ -107,9 +119,9 @@ impl<'a> Reader<'a> {
             }
             let text = line.text;
             self.at = i + 1;
-            self.entry(&mut map, text, indent)?;
+            self.entry(map, text, indent)?;
         }
-        Some(Value::Object(map))
+        Some(())
     }
 
     /// One `key: value` at column `indent` (`text` starts at the key); the value may continue
@@ -207,15 +219,7 @@ impl<'a> Reader<'a> {
                 // `- key: value`: a mapping whose keys are at `column`.
                 let mut map = Map::new();
                 self.entry(&mut map, content, column)?;
-                let rest = self.mapping(column)?;
-                let Value::Object(rest) = rest else {
-                    unreachable!()
-                };
-                for (k, v) in rest {
-                    if map.insert(k, v).is_some() {
-                        return None;
-                    }
-                }
+                self.mapping_into(&mut map, column)?;
                 items.push(Value::Object(map));
             } else if top {
                 // A top list item that is no object is an error the full parser places.
@@ -378,11 +382,11 @@ fn split_key(text: &str) -> Option<(String, &str)> {
         _ => {
             let mut i = 0;
             loop {
-                let c = *b.get(i)?;
-                if c == b':' && (i + 1 == b.len() || b[i + 1] == b' ') {
+                i += memchr::memchr2(b':', b'#', &b[i..])?;
+                if b[i] == b':' && (i + 1 == b.len() || b[i + 1] == b' ') {
                     break;
                 }
-                if c == b'#' && i > 0 && b[i - 1] == b' ' {
+                if b[i] == b'#' && i > 0 && b[i - 1] == b' ' {
                     return None;
                 }
                 i += 1;
@@ -445,13 +449,9 @@ fn strip_comment(rest: &str) -> Option<&str> {
     if b.first() == Some(&b'#') {
         return Some("");
     }
-    let mut end = b.len();
-    for i in 1..b.len() {
-        if b[i] == b'#' && b[i - 1] == b' ' {
-            end = i;
-            break;
-        }
-    }
+    let end = memchr::memchr_iter(b'#', b)
+        .find(|&i| b[i - 1] == b' ')
+        .unwrap_or(b.len());
     Some(rest[..end].trim_end_matches(' '))
 }
 
@@ -480,8 +480,16 @@ fn inline_scalar(s: &str) -> Option<Value> {
 
 fn plain(s: &str) -> Option<Value> {
     // `a: b` inside a value is a syntax error in block context.
-    if s.contains(": ") || s.ends_with(':') {
+    let b = s.as_bytes();
+    if memchr::memchr_iter(b':', b).any(|i| b.get(i + 1).is_none_or(|&c| c == b' ')) {
         return None;
+    }
+    // Most plain scalars are words: only these first characters can make something else.
+    if !matches!(
+        b[0],
+        b'~' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'+' | b'-' | b'.' | b'0'..=b'9'
+    ) {
+        return Some(Value::String(s.to_string()));
     }
     resolve(s.to_string(), TScalarStyle::Plain, None).ok()
 }

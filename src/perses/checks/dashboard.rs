@@ -6,7 +6,7 @@
 use super::super::decode::type_name;
 use super::datasource::{DATASOURCE_SPEC, DISPLAY, PLUGIN, datasource_refusals};
 use super::layout::{LAYOUT, check_grid_references};
-use super::types::{Ty, Walk, f, go_string, timezone_problem};
+use super::types::{At, Ty, Walk, f, go_string, timezone_problem};
 use super::variable::{DASHBOARD_VARIABLE, go_bool, variable_name_problem};
 use super::{Found, IdProblem, id_problem, plugin_refusals};
 use serde_json::{Map, Value};
@@ -54,7 +54,7 @@ static VARIABLES: Ty = Ty::List(&DASHBOARD_VARIABLE);
 static LAYOUTS: Ty = Ty::List(&LAYOUT);
 static TIMEZONE: Ty = Ty::Checked(&STR, timezone);
 
-fn timezone(v: &Value, w: &mut Walk, at: &str) {
+fn timezone(v: &Value, w: &mut Walk, at: &At) {
     if let Some(e) = timezone_problem(&go_string(v, w.json)) {
         w.error(format!("{at}: {e}"));
     }
@@ -119,7 +119,7 @@ pub(crate) fn check_dashboard_spec(
         ));
     }
     let mut w = Walk::new(json);
-    w.fields(spec, &SPEC_FIELDS, "spec");
+    w.fields(spec, &SPEC_FIELDS, &At::Root("spec"));
     if let Some(Value::Object(panels)) = spec.get("panels") {
         for key in panels.keys() {
             match id_problem(key) {
@@ -212,22 +212,29 @@ fn service_refusals(spec: &Map<String, Value>, json: bool) -> Vec<String> {
                 && let Some(s) = v.get("spec")
             {
                 let at = format!("spec.variables[{i}].spec.plugin");
-                out.extend(plugin_refusals(s.get("plugin"), &at, json, service));
+                out.extend(plugin_refusals(
+                    s.get("plugin"),
+                    &At::Root(&at),
+                    json,
+                    service,
+                ));
             }
         }
     }
     if let Some(Value::Object(panels)) = spec.get("panels") {
+        let root = At::Root("spec.panels");
         for (key, panel) in panels {
-            let at = format!("spec.panels.{key}");
+            let at = root.key(key);
             if panel.is_null() {
                 out.push(format!("{at} is null: {crash} (ValidatePanels)"));
                 continue;
             }
             let pspec = panel.get("spec");
             let plugin = pspec.and_then(|s| s.get("plugin"));
+            let spec_at = at.key("spec");
             out.extend(plugin_refusals(
                 plugin,
-                &format!("{at}.spec.plugin"),
+                &spec_at.key("plugin"),
                 json,
                 service,
             ));
@@ -239,8 +246,15 @@ fn service_refusals(spec: &Map<String, Value>, json: bool) -> Vec<String> {
                     .filter(|(_, q)| json || !q.is_null())
                 {
                     let plugin = q.get("spec").and_then(|s| s.get("plugin"));
-                    let at = format!("{at}.spec.queries[{j}].spec.plugin");
-                    out.extend(plugin_refusals(plugin, &at, json, service));
+                    let queries_at = spec_at.key("queries");
+                    let query_at = queries_at.index(j);
+                    let query_spec = query_at.key("spec");
+                    out.extend(plugin_refusals(
+                        plugin,
+                        &query_spec.key("plugin"),
+                        json,
+                        service,
+                    ));
                 }
             }
         }
@@ -253,7 +267,7 @@ fn service_refusals(spec: &Map<String, Value>, json: bool) -> Vec<String> {
                 out.push(format!("{at} is null: {crash} (validateDashboardSpec)"));
                 continue;
             };
-            out.extend(datasource_refusals(ds, &at, json, service));
+            out.extend(datasource_refusals(ds, &At::Root(&at), json, service));
             let default = ds.get("default").is_some_and(|d| go_bool(d, json));
             let plugin = ds
                 .get("plugin")

@@ -2,7 +2,7 @@
 //! decoding of perses/spec `datasource.Spec` (go/datasource/datasource.go), the plugin, and the
 //! proxy checks the services run (`ValidateAndExtract`, pkg/model/api/v1/datasource/proxy.go).
 
-use super::types::{Ty, Walk, f, regexp_problem, url_problem};
+use super::types::{At, Ty, Walk, f, regexp_problem, url_problem};
 use super::{Found, plugin_refusals};
 use serde_json::{Map, Value};
 
@@ -28,7 +28,7 @@ pub(crate) static PLUGIN: Ty = Ty::Checked(
     plugin_kind,
 );
 
-fn plugin_kind(v: &Value, w: &mut Walk, at: &str) {
+fn plugin_kind(v: &Value, w: &mut Walk, at: &At) {
     let kind = v.get("kind").map(|k| super::types::go_string(k, w.json));
     if kind.as_deref().unwrap_or_default().is_empty() {
         w.error(format!(
@@ -68,7 +68,7 @@ pub(crate) fn check_datasource(kind: &str, spec: Option<&Value>, json: bool, fou
     };
     let mut w = Walk::new(json);
     if let Some(s) = spec {
-        w.check(s, &DATASOURCE_SPEC, "spec");
+        w.check(s, &DATASOURCE_SPEC, &At::Root("spec"));
     }
     if zero && w.errors.is_empty() {
         w.error(format!(
@@ -82,7 +82,7 @@ pub(crate) fn check_datasource(kind: &str, spec: Option<&Value>, json: bool, fou
         let service = format!("the {kind} service refuses it");
         found
             .refusals
-            .extend(datasource_refusals(s, "spec", json, &service));
+            .extend(datasource_refusals(s, &At::Root("spec"), json, &service));
     }
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn check_datasource(kind: &str, spec: Option<&Value>, json: bool, fou
 /// it").
 pub(crate) fn datasource_refusals(
     spec: &Map<String, Value>,
-    at: &str,
+    at: &At,
     json: bool,
     service: &str,
 ) -> Vec<String> {
@@ -102,7 +102,7 @@ pub(crate) fn datasource_refusals(
     }
     out.extend(plugin_refusals(
         spec.get("plugin"),
-        &format!("{at}.plugin"),
+        &at.key("plugin"),
         json,
         service,
     ));
@@ -159,13 +159,13 @@ static SQL_CONFIG: Ty = Ty::Checked(
     sql_config,
 );
 
-fn url_format(v: &Value, w: &mut Walk, at: &str) {
+fn url_format(v: &Value, w: &mut Walk, at: &At) {
     if let Some(e) = v.as_str().and_then(url_problem) {
         w.error(format!("{at} is not a URL Perses can parse ({e})"));
     }
 }
 
-fn http_config(v: &Value, w: &mut Walk, at: &str) {
+fn http_config(v: &Value, w: &mut Walk, at: &At) {
     if matches!(v.get("url"), None | Some(Value::Null)) {
         w.error(format!(
             "{at}.url is missing: an HTTP proxy needs the URL it forwards to (url cannot be \
@@ -175,7 +175,7 @@ fn http_config(v: &Value, w: &mut Walk, at: &str) {
 }
 
 /// `AllowedEndpoint.validate`: a method, a pattern, and one of the five methods Perses proxies.
-fn http_endpoint(v: &Value, w: &mut Walk, at: &str) {
+fn http_endpoint(v: &Value, w: &mut Walk, at: &At) {
     let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
     if method.is_empty() {
         w.error(format!(
@@ -207,7 +207,7 @@ fn http_endpoint(v: &Value, w: &mut Walk, at: &str) {
     }
 }
 
-fn postgres(v: &Value, w: &mut Walk, at: &str) {
+fn postgres(v: &Value, w: &mut Walk, at: &At) {
     const MODES: [&str; 6] = [
         "disable",
         "allow",
@@ -226,7 +226,7 @@ fn postgres(v: &Value, w: &mut Walk, at: &str) {
 }
 
 /// `sql.Config.validate`: a driver (given, or told by the one sub-config), a host, a database.
-fn sql_config(v: &Value, w: &mut Walk, at: &str) {
+fn sql_config(v: &Value, w: &mut Walk, at: &At) {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
     let has = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
     let mut driver = s("driver").to_string();
@@ -284,8 +284,8 @@ pub(crate) fn proxy_problem(plugin_spec: Option<&Value>, at: &str) -> Option<Str
     }
     let mut w = Walk::new(true);
     match kind {
-        "httpproxy" => w.check(spec, &HTTP_CONFIG, &spec_at),
-        _ => w.check(spec, &SQL_CONFIG, &spec_at),
+        "httpproxy" => w.check(spec, &HTTP_CONFIG, &At::Root(&spec_at)),
+        _ => w.check(spec, &SQL_CONFIG, &At::Root(&spec_at)),
     }
     (!w.errors.is_empty()).then(|| w.errors.join("; "))
 }

@@ -3,7 +3,7 @@
 //! (`verifyAndSetJSONReferences`, `checkAndSetRef`, pkg/model/api/v1/dashboard.go).
 
 use super::super::decode::type_name;
-use super::types::{Ty, Walk, f, go_string};
+use super::types::{At, Ty, Walk, f, go_string};
 use serde_json::{Map, Value};
 
 static STR: Ty = Ty::Str;
@@ -14,7 +14,7 @@ static ANY: Ty = Ty::Any;
 /// `LayoutKind.validate`: runs while the layout decodes, for a JSON `null` too.
 static LAYOUT_KIND: Ty = Ty::Checked(&STR, layout_kind);
 
-fn layout_kind(v: &Value, w: &mut Walk, at: &str) {
+fn layout_kind(v: &Value, w: &mut Walk, at: &At) {
     let kind = go_string(v, w.json);
     if kind.is_empty() {
         w.error(format!(
@@ -42,7 +42,7 @@ pub(crate) static LAYOUT: Ty = Ty::Checked(
     layout,
 );
 
-fn layout(v: &Value, w: &mut Walk, at: &str) {
+fn layout(v: &Value, w: &mut Walk, at: &At) {
     let kind = v
         .get("kind")
         .map(|k| go_string(k, w.json))
@@ -61,7 +61,7 @@ fn layout(v: &Value, w: &mut Walk, at: &str) {
         _ => return,
     };
     if let Some(spec) = v.get("spec") {
-        w.check(spec, ty, &format!("{at}.spec"));
+        w.check(spec, ty, &at.key("spec"));
     }
 }
 
@@ -72,7 +72,7 @@ static LAYOUT_DISPLAY: Ty = Ty::Ptr(&Ty::Struct(&[f("title", &STR), f("collapse"
 /// `JSONRef.validate`: `$ref` must match `^#?/([a-zA-Z0-9_-]+)(?:/([a-zA-Z0-9_-]+))*$`.
 static JSON_REF: Ty = Ty::Ptr(&Ty::Checked(&Ty::Struct(&[f("$ref", &STR)]), json_ref));
 
-fn json_ref(v: &Value, w: &mut Walk, at: &str) {
+fn json_ref(v: &Value, w: &mut Walk, at: &At) {
     let reference = v
         .get("$ref")
         .map(|r| go_string(r, w.json))
@@ -88,7 +88,7 @@ fn json_ref(v: &Value, w: &mut Walk, at: &str) {
 /// must be horizontal or vertical.
 static ALIGNMENT: Ty = Ty::Checked(&STR, alignment);
 
-fn alignment(v: &Value, w: &mut Walk, at: &str) {
+fn alignment(v: &Value, w: &mut Walk, at: &At) {
     let a = go_string(v, w.json);
     if a != "horizontal" && a != "vertical" {
         w.error(format!(

@@ -22,7 +22,7 @@ use super::{MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS, PROJECT_SCOPED_KINDS, PROVISION
 use dashboard::check_dashboard_spec;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use types::{Ty, Walk, f, go_scalar_string, go_string, scalar_problem};
+use types::{At, Ty, Walk, f, go_scalar_string, go_string, scalar_problem};
 use variable::{RESOURCE_VARIABLE_SPEC, variable_name_problem};
 
 /// The problem with a `metadata.name`, if any.
@@ -219,7 +219,7 @@ pub(crate) fn check_object(
         .decoding
         .extend(check_tags(metadata.get("tags"), json));
     let mut w = Walk::new(json);
-    w.fields(metadata, &METADATA_FIELDS, "metadata");
+    w.fields(metadata, &METADATA_FIELDS, &At::Root("metadata"));
     found.decoding.extend(w.errors);
 
     let scoped = PROJECT_SCOPED_KINDS.contains(&k);
@@ -287,7 +287,7 @@ pub(crate) fn check_object(
         "Variable" | "GlobalVariable" => {
             let mut w = Walk::new(json);
             if let Some(s) = spec {
-                w.check(s, &RESOURCE_VARIABLE_SPEC, "spec");
+                w.check(s, &RESOURCE_VARIABLE_SPEC, &At::Root("spec"));
             }
             let decodes = w.errors.is_empty();
             found.decoding.extend(w.errors);
@@ -313,7 +313,7 @@ pub(crate) fn check_object(
                 let service = format!("the {k} service refuses it");
                 found.refusals.extend(plugin_refusals(
                     inner.and_then(|s| s.get("plugin")),
-                    "spec.spec.plugin",
+                    &At::Root("spec.spec.plugin"),
                     json,
                     &service,
                 ));
@@ -507,7 +507,7 @@ pub(crate) fn v1_kind(kind: &str) -> Option<&'static str> {
 /// `Kind.validate`: non-empty and a v1 kind (any case), for a JSON `null` too.
 pub(crate) static V1_KIND: Ty = Ty::Checked(&Ty::Str, v1_kind_hook);
 
-fn v1_kind_hook(v: &Value, w: &mut Walk, at: &str) {
+fn v1_kind_hook(v: &Value, w: &mut Walk, at: &At) {
     let kind = go_string(v, w.json);
     if kind.is_empty() {
         w.error(format!(
@@ -526,7 +526,7 @@ fn v1_kind_hook(v: &Value, w: &mut Walk, at: &str) {
 /// Whether a plugin of that kind exists is left to the plugin schemas.
 pub(crate) fn plugin_refusals(
     plugin: Option<&Value>,
-    at: &str,
+    at: &At,
     json: bool,
     service: &str,
 ) -> Vec<String> {

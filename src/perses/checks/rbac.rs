@@ -2,7 +2,7 @@
 //! (pkg/model/api/v1/role.go, role/{action,permission,scope}.go, rolebinding.go); their
 //! services check nothing more.
 
-use super::types::{Ty, Walk, f, go_string};
+use super::types::{At, Ty, Walk, f, go_string};
 use super::{Found, v1_kind};
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ const GLOBAL_SCOPES: [&str; 6] = [
 static ACTION: Ty = Ty::Checked(&STR, action);
 static ACTION_LIST: Ty = Ty::List(&ACTION);
 
-fn action(v: &Value, w: &mut Walk, at: &str) {
+fn action(v: &Value, w: &mut Walk, at: &At) {
     let a = go_string(v, w.json);
     if a.is_empty() {
         w.error(format!(
@@ -60,7 +60,7 @@ fn action(v: &Value, w: &mut Walk, at: &str) {
 static SCOPE: Ty = Ty::Checked(&STR, scope);
 static SCOPE_LIST: Ty = Ty::List(&SCOPE);
 
-fn scope(v: &Value, w: &mut Walk, at: &str) {
+fn scope(v: &Value, w: &mut Walk, at: &At) {
     let s = go_string(v, w.json);
     if s.is_empty() {
         w.error(format!("{at} is empty: Perses refuses an empty scope"));
@@ -79,7 +79,7 @@ static PERMISSION: Ty = Ty::Checked(
 static PERMISSIONS: Ty = Ty::List(&PERMISSION);
 static ROLE_SPEC: Ty = Ty::Struct(&[f("permissions", &PERMISSIONS)]);
 
-fn permission(v: &Value, w: &mut Walk, at: &str) {
+fn permission(v: &Value, w: &mut Walk, at: &At) {
     for key in ["actions", "scopes"] {
         let n = match v.get(key) {
             Some(Value::Array(items)) => items.iter().filter(|x| w.json || !x.is_null()).count(),
@@ -100,7 +100,7 @@ fn permission(v: &Value, w: &mut Walk, at: &str) {
 pub(crate) fn check_role(kind: &str, spec: Option<&Value>, json: bool, found: &mut Found) {
     let mut w = Walk::new(json);
     if let Some(s) = spec {
-        w.check(s, &ROLE_SPEC, "spec");
+        w.check(s, &ROLE_SPEC, &At::Root("spec"));
     }
     let permissions = spec.and_then(|s| s.get("permissions"));
     if w.errors.is_empty() && !matches!(permissions, Some(Value::Array(_))) {
@@ -137,7 +137,7 @@ static SUBJECT: Ty = Ty::Checked(
 );
 static SUBJECTS: Ty = Ty::List(&SUBJECT);
 
-fn subject(v: &Value, w: &mut Walk, at: &str) {
+fn subject(v: &Value, w: &mut Walk, at: &At) {
     let kind = v
         .get("kind")
         .map(|k| go_string(k, w.json))
@@ -163,7 +163,7 @@ static BINDING_SPEC: Ty = Ty::Checked(
     binding,
 );
 
-fn binding(v: &Value, w: &mut Walk, at: &str) {
+fn binding(v: &Value, w: &mut Walk, at: &At) {
     let role = v
         .get("role")
         .map(|r| go_string(r, w.json))
@@ -196,7 +196,7 @@ pub(crate) fn check_binding(kind: &str, spec: Option<&Value>, json: bool, found:
         Some(Value::Null) if !json => w.error(format!(
             "spec is null: Perses refuses a {kind} without one (spec cannot be empty)"
         )),
-        Some(s) => w.check(s, &BINDING_SPEC, "spec"),
+        Some(s) => w.check(s, &BINDING_SPEC, &At::Root("spec")),
     }
     found.decoding.extend(w.errors);
 }

@@ -3,7 +3,7 @@
 //! refuses.
 
 use super::datasource::DISPLAY;
-use super::types::{Ty, Walk, f, go_string};
+use super::types::{At, Ty, Walk, f, go_string};
 use super::{Found, V1_KIND, v1_kind};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -18,7 +18,7 @@ static PROJECT_SPEC: Ty = Ty::Struct(&[f("display", &Ty::Ptr(&DISPLAY))]);
 pub(crate) fn check_project(spec: Option<&Value>, json: bool, found: &mut Found) {
     let mut w = Walk::new(json);
     if let Some(s) = spec {
-        w.check(s, &PROJECT_SPEC, "spec");
+        w.check(s, &PROJECT_SPEC, &At::Root("spec"));
     }
     found.decoding.extend(w.errors);
 }
@@ -39,7 +39,7 @@ static FOLDER_SPEC: Ty = Ty::Struct(&[
     f("items", &FOLDER_ITEMS),
 ]);
 
-fn folder_item(v: &Value, w: &mut Walk, at: &str) {
+fn folder_item(v: &Value, w: &mut Walk, at: &At) {
     let kind = v
         .get("kind")
         .map(|k| go_string(k, w.json))
@@ -76,7 +76,7 @@ fn folder_item(v: &Value, w: &mut Walk, at: &str) {
 pub(crate) fn check_folder(spec: Option<&Value>, json: bool, found: &mut Found) {
     let mut w = Walk::new(json);
     if let Some(s) = spec {
-        w.check(s, &FOLDER_SPEC, "spec");
+        w.check(s, &FOLDER_SPEC, &At::Root("spec"));
     }
     if w.errors.is_empty() {
         let mut seen = BTreeSet::new();
@@ -165,7 +165,7 @@ fn text(v: &Value, key: &str, json: bool) -> String {
     v.get(key).map(|x| go_string(x, json)).unwrap_or_default()
 }
 
-fn secret(v: &Value, w: &mut Walk, at: &str) {
+fn secret(v: &Value, w: &mut Walk, at: &At) {
     let set = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
     if set("basicAuth") && set("authorization") && set("oauth") {
         w.error(format!(
@@ -176,7 +176,7 @@ fn secret(v: &Value, w: &mut Walk, at: &str) {
 }
 
 /// `BasicAuth.validate`: a username, and a password or a password file, not both.
-fn basic_auth(v: &Value, w: &mut Walk, at: &str) {
+fn basic_auth(v: &Value, w: &mut Walk, at: &At) {
     let (user, pw, file) = (
         text(v, "username", w.json),
         text(v, "password", w.json),
@@ -194,7 +194,7 @@ fn basic_auth(v: &Value, w: &mut Walk, at: &str) {
 }
 
 /// `Authorization.validate`: not both credentials and a credentials file.
-fn authorization(v: &Value, w: &mut Walk, at: &str) {
+fn authorization(v: &Value, w: &mut Walk, at: &At) {
     if !text(v, "credentials", w.json).is_empty() && !text(v, "credentialsFile", w.json).is_empty()
     {
         w.error(format!(
@@ -204,7 +204,7 @@ fn authorization(v: &Value, w: &mut Walk, at: &str) {
 }
 
 /// `OAuth.validate`: a client ID, a client secret (or its file, not both), a token URL.
-fn oauth(v: &Value, w: &mut Walk, at: &str) {
+fn oauth(v: &Value, w: &mut Walk, at: &At) {
     let s = |k: &str| text(v, k, w.json);
     if s("clientID").is_empty()
         || (s("clientSecret").is_empty() && s("clientSecretFile").is_empty())
@@ -225,7 +225,7 @@ fn oauth(v: &Value, w: &mut Walk, at: &str) {
 pub(crate) fn check_secret(spec: Option<&Value>, json: bool, found: &mut Found) {
     let mut w = Walk::new(json);
     if let Some(s) = spec {
-        w.check(s, &SECRET_SPEC, "spec");
+        w.check(s, &SECRET_SPEC, &At::Root("spec"));
     }
     found.decoding.extend(w.errors);
 }
@@ -253,7 +253,7 @@ const MAX_PASSWORD: usize = 72;
 pub(crate) fn check_user(spec: Option<&Value>, json: bool, found: &mut Found) {
     let mut w = Walk::new(json);
     if let Some(s) = spec {
-        w.check(s, &USER_SPEC, "spec");
+        w.check(s, &USER_SPEC, &At::Root("spec"));
     }
     let password = spec
         .and_then(|s| s.get("nativeProvider"))

@@ -41,7 +41,39 @@ pub(crate) enum Ty {
     Checked(&'static Ty, Hook),
 }
 
-pub(crate) type Hook = fn(&Value, &mut Walk, &str);
+pub(crate) type Hook = fn(&Value, &mut Walk, &At);
+
+/// Where a field is, as `spec.panels.a.kind` or `spec.items[2]`: the walk goes through
+/// thousands of fields per dashboard and nearly all are fine, so the path is a chain of
+/// borrowed steps on the stack, written out only when there is something to say.
+#[derive(Clone, Copy)]
+pub(crate) enum At<'a> {
+    Root(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl<'a> At<'a> {
+    /// The field `key` of this one (`key` alone under an empty root).
+    pub(crate) fn key(&'a self, key: &'a str) -> At<'a> {
+        At::Key(self, key)
+    }
+
+    pub(crate) fn index(&'a self, i: usize) -> At<'a> {
+        At::Index(self, i)
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root(s) => f.write_str(s),
+            At::Key(At::Root(""), k) => f.write_str(k),
+            At::Key(p, k) => write!(f, "{p}.{k}"),
+            At::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
 
 pub(crate) struct Field {
     /// The JSON and YAML key (Perses' struct tags give both the same name).
@@ -72,7 +104,7 @@ impl Walk {
     }
 
     /// Checks a field that is present (the key exists) as a value of type `ty`.
-    pub(crate) fn check(&mut self, v: &Value, ty: &Ty, at: &str) {
+    pub(crate) fn check(&mut self, v: &Value, ty: &Ty, at: &At) {
         if v.is_null() {
             if let (Ty::Checked(_, hook), true) = (ty, self.json) {
                 hook(v, self, at);
@@ -101,7 +133,7 @@ impl Walk {
                         if item.is_null() && !self.json {
                             continue;
                         }
-                        self.check(item, inner, &format!("{at}[{i}]"));
+                        self.check(item, inner, &at.index(i));
                     }
                 }
                 other => self.error(format!("{at} must be a list, found {}", type_name(other))),
@@ -113,12 +145,12 @@ impl Walk {
                     }
                 }
             }
-            scalar => self.scalar(v, scalar, || at.to_string()),
+            scalar => self.scalar(v, scalar, at),
         }
     }
 
     /// The fields of a struct, those present.
-    pub(crate) fn fields(&mut self, m: &Map<String, Value>, fields: &[Field], at: &str) {
+    pub(crate) fn fields(&mut self, m: &Map<String, Value>, fields: &[Field], at: &At) {
         for field in fields {
             if let Some(x) = m.get(field.name) {
                 self.child(x, field.ty, at, field.name);
@@ -129,26 +161,26 @@ impl Walk {
     /// `check` of the field `key` of the value at `at`. A dashboard has thousands of fields,
     /// nearly all scalars or `Any` and nearly all fine: their path is only written out when
     /// there is something to say about them.
-    fn child(&mut self, v: &Value, ty: &Ty, at: &str, key: &str) {
+    fn child(&mut self, v: &Value, ty: &Ty, at: &At, key: &str) {
         match ty {
             Ty::Any => {}
             Ty::Str | Ty::Bool | Ty::Int | Ty::Uint | Ty::Time | Ty::Duration => {
                 if !v.is_null() {
-                    self.scalar(v, ty, || join(at, key));
+                    self.scalar(v, ty, &at.key(key));
                 }
             }
-            _ => self.check(v, ty, &join(at, key)),
+            _ => self.check(v, ty, &at.key(key)),
         }
     }
 
-    /// A scalar type's problem with `v` (not null), about the field at `at()`.
-    fn scalar(&mut self, v: &Value, ty: &Ty, at: impl FnOnce() -> String) {
+    /// A scalar type's problem with `v` (not null), about the field at `at`.
+    fn scalar(&mut self, v: &Value, ty: &Ty, at: &At) {
         if let Some(e) = scalar_problem(v, ty, self.json) {
-            self.error(format!("{} {e}", at()));
+            self.error(format!("{at} {e}"));
         }
     }
 
-    fn object<'v>(&mut self, v: &'v Value, at: &str) -> Option<&'v Map<String, Value>> {
+    fn object<'v>(&mut self, v: &'v Value, at: &At) -> Option<&'v Map<String, Value>> {
         match v {
             Value::Object(m) => Some(m),
             other => {
@@ -159,14 +191,6 @@ impl Walk {
                 None
             }
         }
-    }
-}
-
-pub(crate) fn join(at: &str, key: &str) -> String {
-    if at.is_empty() {
-        key.to_string()
-    } else {
-        format!("{at}.{key}")
     }
 }
 

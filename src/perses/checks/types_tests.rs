@@ -246,7 +246,7 @@ fn regexps_fail_on_unbalanced_syntax() {
 
 #[test]
 fn the_walk_knows_json_null_reaches_a_decoder_and_yaml_null_does_not() {
-    fn hook(_: &Value, w: &mut Walk, at: &str) {
+    fn hook(_: &Value, w: &mut Walk, at: &At) {
         w.error(format!("{at} validated"));
     }
     static CHECKED: Ty = Ty::Checked(&Ty::Str, hook);
@@ -254,7 +254,7 @@ fn the_walk_knows_json_null_reaches_a_decoder_and_yaml_null_does_not() {
     static LIST: Ty = Ty::List(&CHECKED);
     let run = |v: Value, ty: &Ty, json: bool| {
         let mut w = Walk::new(json);
-        w.check(&v, ty, "x");
+        w.check(&v, ty, &At::Root("x"));
         w.errors
     };
     assert_eq!(run(Value::Null, &CHECKED, true), vec!["x validated"]);
@@ -269,4 +269,19 @@ fn the_walk_knows_json_null_reaches_a_decoder_and_yaml_null_does_not() {
         run(json!({}), &CHECKED, false),
         vec!["x must be a string, found an object"]
     );
+}
+
+#[test]
+fn a_path_is_written_as_perses_names_the_field() {
+    let root = At::Root("spec");
+    let panels = root.key("panels");
+    let panel = panels.key("a");
+    let queries = panel.key("queries");
+    assert_eq!(
+        queries.index(2).key("kind").to_string(),
+        "spec.panels.a.queries[2].kind"
+    );
+    // Under the empty root a key stands alone, as at the top of a resource.
+    assert_eq!(At::Root("").key("kind").to_string(), "kind");
+    assert_eq!(At::Root("").index(0).to_string(), "[0]");
 }

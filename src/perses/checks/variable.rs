@@ -4,7 +4,7 @@
 //! without their `Validate`.
 
 use super::datasource::PLUGIN;
-use super::types::{Ty, Walk, f, go_string};
+use super::types::{At, Ty, Walk, f, go_string};
 use super::{IdProblem, id_problem};
 use serde_json::Value;
 
@@ -22,7 +22,7 @@ static DISPLAY: Ty = Ty::Ptr(&Ty::Struct(&[
 /// perses/spec `variable.Kind`: `validate` runs for a JSON `null` too.
 pub(crate) static VARIABLE_KIND: Ty = Ty::Checked(&STR, variable_kind);
 
-fn variable_kind(v: &Value, w: &mut Walk, at: &str) {
+fn variable_kind(v: &Value, w: &mut Walk, at: &At) {
     let kind = go_string(v, w.json);
     if kind.is_empty() {
         w.error(format!(
@@ -34,7 +34,7 @@ fn variable_kind(v: &Value, w: &mut Walk, at: &str) {
     }
 }
 
-fn unknown_kind(at: &str, kind: &str) -> String {
+fn unknown_kind(at: &At, kind: &str) -> String {
     let hint = ["ListVariable", "TextVariable"]
         .into_iter()
         .find(|k| k.eq_ignore_ascii_case(kind))
@@ -50,7 +50,7 @@ static SORT: Ty = Ty::Ptr(&Ty::Checked(&STR, sort));
 static DEFAULT_VALUE: Ty = Ty::Ptr(&Ty::Checked(&ANY, default_value));
 
 /// `variable.Sort.validate` (perses/spec go/dashboard/variable/list.go).
-fn sort(v: &Value, w: &mut Walk, at: &str) {
+fn sort(v: &Value, w: &mut Walk, at: &At) {
     const SORTS: [&str; 7] = [
         "none",
         "alphabetical-asc",
@@ -71,7 +71,7 @@ fn sort(v: &Value, w: &mut Walk, at: &str) {
 
 /// `DefaultValue.UnmarshalJSON`/`UnmarshalYAML`: a string or a list of strings. In YAML any
 /// scalar reads as a string, so only a map (or a list holding one) fails.
-fn default_value(v: &Value, w: &mut Walk, at: &str) {
+fn default_value(v: &Value, w: &mut Walk, at: &At) {
     let scalar = |x: &Value| match x {
         Value::String(_) | Value::Null => true,
         Value::Number(_) | Value::Bool(_) => !w.json,
@@ -126,7 +126,7 @@ pub(crate) static DASHBOARD_VARIABLE: Ty = Ty::Checked(
     dashboard_variable,
 );
 
-fn dashboard_variable(v: &Value, w: &mut Walk, at: &str) {
+fn dashboard_variable(v: &Value, w: &mut Walk, at: &At) {
     let kind = v
         .get("kind")
         .map(|k| go_string(k, w.json))
@@ -142,17 +142,17 @@ fn dashboard_variable(v: &Value, w: &mut Walk, at: &str) {
             return;
         }
         other => {
-            w.error(unknown_kind(&format!("{at}.kind"), other));
+            w.error(unknown_kind(&at.key("kind"), other));
             return;
         }
     };
     let spec = v.get("spec").unwrap_or(&Value::Null);
-    w.check(spec, ty, &format!("{at}.spec"));
+    w.check(spec, ty, &at.key("spec"));
 }
 
 /// The name rules of `ValidateID` (perses/spec go/common/validate.go), as decoding checks a
 /// dashboard variable's name.
-fn variable_id(name: &str, w: &mut Walk, at: &str) -> bool {
+fn variable_id(name: &str, w: &mut Walk, at: &At) -> bool {
     match id_problem(name) {
         Some(IdProblem::Empty) => {
             w.error(format!(
@@ -170,7 +170,7 @@ fn variable_id(name: &str, w: &mut Walk, at: &str) -> bool {
 
 /// `TextVariableSpec.validate`: the name, not only digits (`strconv.Atoi`), and a constant's
 /// value (`TextSpec.Validate`).
-fn text_variable(v: &Value, w: &mut Walk, at: &str) {
+fn text_variable(v: &Value, w: &mut Walk, at: &At) {
     let name = v
         .get("name")
         .map(|n| go_string(n, w.json))
@@ -199,7 +199,7 @@ fn text_variable(v: &Value, w: &mut Walk, at: &str) {
 
 /// `ListVariableSpec.validate`: the name, then `ListSpec.Validate`: `customAllValue` needs
 /// `allowAllValue`, and several default values need `allowMultiple`.
-fn list_variable(v: &Value, w: &mut Walk, at: &str) {
+fn list_variable(v: &Value, w: &mut Walk, at: &At) {
     let name = v
         .get("name")
         .map(|n| go_string(n, w.json))
@@ -239,7 +239,7 @@ pub(crate) static RESOURCE_VARIABLE_SPEC: Ty = Ty::Checked(
     resource_variable,
 );
 
-fn resource_variable(v: &Value, w: &mut Walk, at: &str) {
+fn resource_variable(v: &Value, w: &mut Walk, at: &At) {
     let kind = v
         .get("kind")
         .map(|k| go_string(k, w.json))
@@ -255,12 +255,12 @@ fn resource_variable(v: &Value, w: &mut Walk, at: &str) {
             return;
         }
         other => {
-            w.error(unknown_kind(&format!("{at}.kind"), other));
+            w.error(unknown_kind(&at.key("kind"), other));
             return;
         }
     };
     if let Some(spec) = v.get("spec") {
-        w.check(spec, ty, &format!("{at}.spec"));
+        w.check(spec, ty, &at.key("spec"));
     }
 }
 
