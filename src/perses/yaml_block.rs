@@ -380,13 +380,14 @@ fn split_key(text: &str) -> Option<(String, &str)> {
         }
         c if is_indicator(*c) => None,
         _ => {
+            // A byte loop: keys are a few bytes long, too short for memchr to pay off.
             let mut i = 0;
             loop {
-                i += memchr::memchr2(b':', b'#', &b[i..])?;
-                if b[i] == b':' && (i + 1 == b.len() || b[i + 1] == b' ') {
+                let c = *b.get(i)?;
+                if c == b':' && (i + 1 == b.len() || b[i + 1] == b' ') {
                     break;
                 }
-                if b[i] == b'#' && i > 0 && b[i - 1] == b' ' {
+                if c == b'#' && i > 0 && b[i - 1] == b' ' {
                     return None;
                 }
                 i += 1;
@@ -449,8 +450,8 @@ fn strip_comment(rest: &str) -> Option<&str> {
     if b.first() == Some(&b'#') {
         return Some("");
     }
-    let end = memchr::memchr_iter(b'#', b)
-        .find(|&i| b[i - 1] == b' ')
+    let end = (1..b.len())
+        .find(|&i| b[i] == b'#' && b[i - 1] == b' ')
         .unwrap_or(b.len());
     Some(rest[..end].trim_end_matches(' '))
 }
@@ -481,7 +482,7 @@ fn inline_scalar(s: &str) -> Option<Value> {
 fn plain(s: &str) -> Option<Value> {
     // `a: b` inside a value is a syntax error in block context.
     let b = s.as_bytes();
-    if memchr::memchr_iter(b':', b).any(|i| b.get(i + 1).is_none_or(|&c| c == b' ')) {
+    if (0..b.len()).any(|i| b[i] == b':' && b.get(i + 1).is_none_or(|&c| c == b' ')) {
         return None;
     }
     // Most plain scalars are words: only these first characters can make something else.
