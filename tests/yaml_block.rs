@@ -13,8 +13,50 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Same answer, or no answer from the fast decoder. Returns whether it answered.
+/// The document lint reads (`yaml_block::decode_checked`): the plugin specs of a dashboard's
+/// panels and queries emptied, keeping their type, in each resource (the root, or each item
+/// of a top-level list).
+fn checked(mut doc: yaml::Doc) -> yaml::Doc {
+    fn empty(spec: &mut Value) {
+        match spec {
+            Value::Object(m) => m.clear(),
+            Value::Array(a) => a.clear(),
+            _ => {}
+        }
+    }
+    fn resource(r: &mut Value) {
+        let Some(Value::Object(panels)) = r.pointer_mut("/spec/panels") else {
+            return;
+        };
+        for panel in panels.values_mut() {
+            if let Some(s) = panel.pointer_mut("/spec/plugin/spec") {
+                empty(s);
+            }
+            if let Some(Value::Array(queries)) = panel.pointer_mut("/spec/queries") {
+                for q in queries {
+                    if let Some(s) = q.pointer_mut("/spec/plugin/spec") {
+                        empty(s);
+                    }
+                }
+            }
+        }
+    }
+    match &mut doc.value {
+        Value::Array(items) => items.iter_mut().for_each(resource),
+        r => resource(r),
+    }
+    doc
+}
+
+/// Same answer, or no answer from the fast decoder. Returns whether it answered. Lint's
+/// reading of the same text (`decode_checked`) answers exactly when `decode` does, with the
+/// plugin specs emptied.
 fn agree(text: &str) -> bool {
+    assert_eq!(
+        yaml_block::decode_checked(text),
+        yaml_block::decode(text).map(checked),
+        "lint's reading differs from the document less its plugin specs:\n{text}"
+    );
     match yaml_block::decode(text) {
         None => false,
         Some(fast) => {
@@ -196,6 +238,44 @@ fn corner_cases_agree() {
         ("- 'q'\n- \"r\"\n- 3\n", false),
         ("a:\n- 'q'\n- \"r\"\n- 3\n", true),
         ("a:\n  -\n    b: 1\n  - \n", true),
+        // Plugin specs, which lint reads for syntax only (`decode_checked`, see `agree`).
+        (
+            "kind: Dashboard\nspec:\n  panels:\n    a:\n      spec:\n        plugin:\n          \
+             kind: X\n          spec:\n            b: 1\n            c:\n              - d: 'e'\n\
+             \x20               f: |\n                  g\n        queries:\n          - spec:\n\
+             \x20             plugin:\n                spec:\n                  q: up\n",
+            true,
+        ),
+        (
+            "spec:\n  panels:\n    a:\n      spec:\n        plugin:\n          spec:\n\
+             \x20           b: 1\n            b: 2\n",
+            false,
+        ),
+        (
+            "spec:\n  panels:\n    a:\n      spec:\n        plugin:\n          spec:\n\
+             \x20           b: c: d\n",
+            false,
+        ),
+        (
+            "spec:\n  panels:\n    a:\n      spec:\n        plugin:\n          spec: 5\n",
+            true,
+        ),
+        (
+            "spec:\n  panels:\n    a:\n      spec:\n        plugin:\n          spec:\n          - 1\n",
+            true,
+        ),
+        (
+            "- spec:\n    panels:\n      a:\n        spec:\n          plugin:\n            spec: {x: 1}\n",
+            false,
+        ),
+        (
+            "- spec:\n    panels:\n      a:\n        spec:\n          plugin:\n            spec:\n              x: 1\n",
+            true,
+        ),
+        (
+            "kind: Datasource\nspec:\n  plugin:\n    spec:\n      proxy: 1\n",
+            true,
+        ),
     ];
     for (text, fast) in cases {
         let answered = agree(text);

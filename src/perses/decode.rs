@@ -32,6 +32,21 @@ pub fn parse_resources(path: &str, bytes: &[u8]) -> Result<Vec<Value>, Problem> 
 
 /// Like `parse_resources`, with object lines and decoding warnings.
 pub fn parse_file(path: &str, bytes: &[u8]) -> Result<ParsedFile, Problem> {
+    parse_file_as(path, bytes, Keep::All)
+}
+
+/// How much of each object `parse_file_as` keeps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keep {
+    /// Everything (a content diff, `inspect`).
+    All,
+    /// What lint checks: in YAML, the plugin specs of a dashboard's panels and queries are read
+    /// for their syntax and kept as `{}` or `[]` (see `yaml_block::decode_checked`).
+    Checked,
+}
+
+/// `parse_file`, keeping `keep` of each object.
+pub fn parse_file_as(path: &str, bytes: &[u8], keep: Keep) -> Result<ParsedFile, Problem> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
@@ -59,7 +74,11 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<ParsedFile, Problem> {
         Err(e) => e,
     };
     let (first, next_doc) = first_yaml_document(text);
-    let doc = match super::yaml::first_document(first) {
+    let read = match keep {
+        Keep::All => super::yaml::first_document,
+        Keep::Checked => super::yaml::first_document_checked,
+    };
+    let doc = match read(first) {
         Ok(d) => d,
         Err(yaml_err) => {
             // Report the syntax the author meant to write.

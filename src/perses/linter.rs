@@ -3,7 +3,7 @@
 //! Perses' reading order.
 
 use super::checks::{Facts, check_object};
-use super::decode::parse_file;
+use super::decode::{Keep, parse_file_as};
 use super::report::{FileReport, Note, Problem, Report, Resource, ResourceKey, Status, lower};
 use super::tree::Tree;
 use super::{RESOURCE_EXTENSIONS, cmp_paths, is_resource_file};
@@ -308,7 +308,12 @@ pub(crate) fn check_file(path: &str, bytes: &[u8], keep_values: bool) -> Pending
         defines: Vec::new(),
         at: (0, 0),
     };
-    let parsed = match parse_file(path, bytes) {
+    let keep = if keep_values {
+        Keep::All
+    } else {
+        Keep::Checked
+    };
+    let parsed = match parse_file_as(path, bytes, keep) {
         Ok(p) => p,
         Err(problem) => {
             pending.report.problems.push(problem);

@@ -83,6 +83,16 @@ pub fn first_document(text: &str) -> Result<Doc, YamlError> {
     }
 }
 
+/// `first_document` for lint: the fast decoder keeps no more of the plugin specs of panels and
+/// queries than their type (`yaml_block::decode_checked`); the event parser, where it reads,
+/// keeps them whole, which the checks read the same way.
+pub fn first_document_checked(text: &str) -> Result<Doc, YamlError> {
+    match super::yaml_block::decode_checked(text) {
+        Some(doc) => Ok(doc),
+        None => full_document(text),
+    }
+}
+
 /// `first_document` by the event parser alone: every YAML Perses reads.
 pub fn full_document(text: &str) -> Result<Doc, YamlError> {
     let mut parser = Parser::new_from_str(text);

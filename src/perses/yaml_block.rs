@@ -8,6 +8,7 @@
 
 use super::yaml::{Doc, resolve};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use yaml_rust2::scanner::TScalarStyle;
 
 /// Keys longer than this are not implicit keys in YAML (the spec's limit); left to the parser.
@@ -25,10 +26,80 @@ struct Reader<'a> {
     /// Index of the next line to read.
     at: usize,
     item_lines: Vec<Option<usize>>,
+    /// The place of a resource's root: `Place::Root` when plugin specs are skipped.
+    root: Place,
+}
+
+/// Where a node is, as far as `decode_checked` needs to know. The plugin specs of a
+/// dashboard's panels and queries are `interface{}` in Perses' model (no plugin schema is known
+/// here, and no check reads inside them), and they hold about a fifth of a dashboard's nodes:
+/// lint reads them for their syntax alone. The places walk `spec.panels.*.spec`, then
+/// `plugin.spec` or `queries[*].spec.plugin.spec`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Place {
+    Root,
+    Spec,
+    Panels,
+    Panel,
+    PanelSpec,
+    PanelPlugin,
+    Queries,
+    Query,
+    QuerySpec,
+    QueryPlugin,
+    /// A plugin spec itself: a collection is read for syntax and kept empty (its type is
+    /// checked), a scalar is kept.
+    PluginSpec,
+    /// Inside a plugin spec: read for syntax, nothing kept.
+    Skipped,
+    /// Anywhere else: built in full.
+    Other,
+}
+
+impl Place {
+    fn key(self, key: &str) -> Place {
+        match (self, key) {
+            (Place::PluginSpec | Place::Skipped, _) => Place::Skipped,
+            (Place::Root, "spec") => Place::Spec,
+            (Place::Spec, "panels") => Place::Panels,
+            (Place::Panels, _) => Place::Panel,
+            (Place::Panel, "spec") => Place::PanelSpec,
+            (Place::PanelSpec, "plugin") => Place::PanelPlugin,
+            (Place::PanelSpec, "queries") => Place::Queries,
+            (Place::Query, "spec") => Place::QuerySpec,
+            (Place::QuerySpec, "plugin") => Place::QueryPlugin,
+            (Place::PanelPlugin | Place::QueryPlugin, "spec") => Place::PluginSpec,
+            _ => Place::Other,
+        }
+    }
+
+    fn item(self) -> Place {
+        match self {
+            Place::Queries => Place::Query,
+            Place::PluginSpec | Place::Skipped => Place::Skipped,
+            _ => Place::Other,
+        }
+    }
+
+    /// Whether the children of a collection here are read for syntax only.
+    fn skips(self) -> bool {
+        matches!(self, Place::PluginSpec | Place::Skipped)
+    }
 }
 
 /// The first document of `text`, or `None` when it is not in the subset read here.
 pub fn decode(text: &str) -> Option<Doc> {
+    decode_with(text, Place::Other)
+}
+
+/// `decode` for lint: the same document, but the plugin specs of a dashboard's panels and
+/// queries are read for their syntax only (every error `decode` gives up on, duplicate keys
+/// included) and kept as `{}` or `[]`, or as themselves when they are scalars.
+pub fn decode_checked(text: &str) -> Option<Doc> {
+    decode_with(text, Place::Root)
+}
+
+fn decode_with(text: &str, root: Place) -> Option<Doc> {
     let bytes = text.as_bytes();
     if memchr::memchr2(b'\r', b'\t', bytes).is_some() {
         return None;
@@ -50,6 +121,7 @@ pub fn decode(text: &str) -> Option<Doc> {
         lines,
         at: 0,
         item_lines: Vec::new(),
+        root,
     };
     let first = r.significant()?;
     if r.lines[first].indent == 0 && r.lines[first].text == "---" {
@@ -61,9 +133,9 @@ pub fn decode(text: &str) -> Option<Doc> {
         return None;
     }
     let value = if is_item(l.text) {
-        r.sequence(0, true)?
+        r.sequence(0, true, root)?
     } else {
-        r.mapping(0)?
+        r.mapping(0, root)?
     };
     // Nothing may follow the root (first_yaml_document cut the text at the next document).
     if r.significant().is_some() {
@@ -101,14 +173,26 @@ impl<'a> Reader<'a> {
     }
 
     /// A block mapping whose keys are at column `indent`; the reader is at its first key.
-    fn mapping(&mut self, indent: usize) -> Option<Value> {
+    fn mapping(&mut self, indent: usize, place: Place) -> Option<Value> {
         let mut map = Map::new();
-        self.mapping_into(&mut map, indent)?;
+        self.mapping_into(&mut map, indent, place, None)?;
         Some(Value::Object(map))
     }
 
-    /// The rest of a block mapping whose keys are at column `indent`, into `map`.
-    fn mapping_into(&mut self, map: &mut Map<String, Value>, indent: usize) -> Option<()> {
+    /// A block mapping whose keys are at column `indent`, into `map`; `first` is the text of
+    /// its first entry when that was on the line of a list item (`- key: value`).
+    fn mapping_into(
+        &mut self,
+        map: &mut Map<String, Value>,
+        indent: usize,
+        place: Place,
+        first: Option<&'a str>,
+    ) -> Option<()> {
+        // Where the children are skipped, their keys are only checked for duplicates.
+        let mut seen = Vec::new();
+        if let Some(text) = first {
+            self.entry(map, &mut seen, text, indent, place)?;
+        }
         while let Some(i) = self.significant() {
             let line = &self.lines[i];
             if line.indent < indent {
@@ -119,17 +203,30 @@ impl<'a> Reader<'a> {
             }
             let text = line.text;
             self.at = i + 1;
-            self.entry(map, text, indent)?;
+            self.entry(map, &mut seen, text, indent, place)?;
+        }
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            return None;
         }
         Some(())
     }
 
     /// One `key: value` at column `indent` (`text` starts at the key); the value may continue
     /// on the next lines.
-    fn entry(&mut self, map: &mut Map<String, Value>, text: &'a str, indent: usize) -> Option<()> {
+    fn entry(
+        &mut self,
+        map: &mut Map<String, Value>,
+        seen: &mut Vec<Cow<'a, str>>,
+        text: &'a str,
+        indent: usize,
+        place: Place,
+    ) -> Option<()> {
         let (key, rest) = split_key(text)?;
-        let value = self.value_after(rest, indent)?;
-        if map.insert(key, value).is_some() {
+        let value = self.value_after(rest, indent, place.key(&key))?;
+        if place.skips() {
+            seen.push(key);
+        } else if map.insert(key.into_owned(), value).is_some() {
             // A duplicate: the full parser words the error.
             return None;
         }
@@ -138,14 +235,16 @@ impl<'a> Reader<'a> {
 
     /// The value of an entry or list item whose inline part is `rest` (after `: ` or `- `), in
     /// a collection at column `indent`.
-    fn value_after(&mut self, rest: &'a str, indent: usize) -> Option<Value> {
+    fn value_after(&mut self, rest: &'a str, indent: usize, place: Place) -> Option<Value> {
         let rest = strip_comment(rest)?;
         if rest.is_empty() {
             // On the next lines: more indented, or a list at the same column.
             return match self.significant() {
-                Some(j) if self.lines[j].indent > indent => self.node(self.lines[j].indent, j),
+                Some(j) if self.lines[j].indent > indent => {
+                    self.node(self.lines[j].indent, j, place)
+                }
                 Some(j) if self.lines[j].indent == indent && is_item(self.lines[j].text) => {
-                    self.sequence(indent, false)
+                    self.sequence(indent, false, place)
                 }
                 _ => Some(Value::Null),
             };
@@ -156,7 +255,7 @@ impl<'a> Reader<'a> {
         if let Some(header) = rest.strip_prefix('>') {
             return self.block_scalar(header, indent, true);
         }
-        let v = inline_scalar(rest)?;
+        let v = inline_scalar(rest, place == Place::Skipped)?;
         // A more indented line would continue the scalar (or be an error): not read here.
         if self.next_indent().is_some_and(|n| n > indent) {
             return None;
@@ -165,17 +264,19 @@ impl<'a> Reader<'a> {
     }
 
     /// A block node starting at line `j`, column `indent`.
-    fn node(&mut self, indent: usize, j: usize) -> Option<Value> {
+    fn node(&mut self, indent: usize, j: usize, place: Place) -> Option<Value> {
         if is_item(self.lines[j].text) {
-            self.sequence(indent, false)
+            self.sequence(indent, false, place)
         } else {
-            self.mapping(indent)
+            self.mapping(indent, place)
         }
     }
 
     /// A block list whose `-` are at column `indent`; `top` records each item's line.
-    fn sequence(&mut self, indent: usize, top: bool) -> Option<Value> {
+    fn sequence(&mut self, indent: usize, top: bool, place: Place) -> Option<Value> {
         let mut items = Vec::new();
+        // Each item of the top list is a resource.
+        let child = if top { self.root } else { place.item() };
         while let Some(i) = self.significant() {
             let line = &self.lines[i];
             if line.indent < indent || (line.indent == indent && !is_item(line.text)) {
@@ -200,13 +301,15 @@ impl<'a> Reader<'a> {
                             }
                             self.item_lines.push(Some(j + 1));
                         }
-                        self.node(self.lines[j].indent, j)?
+                        self.node(self.lines[j].indent, j, child)?
                     }
                     // A null item of the top list is an error the full parser places.
                     _ if top => return None,
                     _ => Value::Null,
                 };
-                items.push(v);
+                if !place.skips() {
+                    items.push(v);
+                }
                 continue;
             }
             if top {
@@ -218,14 +321,18 @@ impl<'a> Reader<'a> {
             if split_key(content).is_some() {
                 // `- key: value`: a mapping whose keys are at `column`.
                 let mut map = Map::new();
-                self.entry(&mut map, content, column)?;
-                self.mapping_into(&mut map, column)?;
-                items.push(Value::Object(map));
+                self.mapping_into(&mut map, column, child, Some(content))?;
+                if !place.skips() {
+                    items.push(Value::Object(map));
+                }
             } else if top {
                 // A top list item that is no object is an error the full parser places.
                 return None;
             } else {
-                items.push(self.value_after(content, indent)?);
+                let v = self.value_after(content, indent, child)?;
+                if !place.skips() {
+                    items.push(v);
+                }
             }
         }
         Some(Value::Array(items))
@@ -366,7 +473,7 @@ enum Chomp {
 }
 
 /// `key: rest` or `key:` (the key plain or quoted); `None` when `text` is no such entry.
-fn split_key(text: &str) -> Option<(String, &str)> {
+fn split_key(text: &str) -> Option<(Cow<'_, str>, &str)> {
     let b = text.as_bytes();
     match b.first()? {
         b'"' | b'\'' => {
@@ -376,7 +483,7 @@ fn split_key(text: &str) -> Option<(String, &str)> {
             if !(rest.is_empty() || rest.starts_with(' ')) {
                 return None;
             }
-            (key.len() <= MAX_KEY).then_some((key, rest))
+            (key.len() <= MAX_KEY).then_some((Cow::Owned(key), rest))
         }
         c if is_indicator(*c) => None,
         _ => {
@@ -397,7 +504,7 @@ fn split_key(text: &str) -> Option<(String, &str)> {
                 return None;
             }
             let key = if is_null(key) { "" } else { key };
-            Some((key.to_string(), &text[i + 1..]))
+            Some((Cow::Borrowed(key), &text[i + 1..]))
         }
     }
 }
@@ -456,8 +563,9 @@ fn strip_comment(rest: &str) -> Option<&str> {
     Some(rest[..end].trim_end_matches(' '))
 }
 
-/// A one-line scalar (no comment, no surrounding spaces) as the full parser resolves it.
-fn inline_scalar(s: &str) -> Option<Value> {
+/// A one-line scalar (no comment, no surrounding spaces) as the full parser resolves it; with
+/// `discard`, only checked (`Null` stands for it).
+fn inline_scalar(s: &str, discard: bool) -> Option<Value> {
     let b = s.as_bytes();
     match b[0] {
         b'"' | b'\'' => {
@@ -471,19 +579,23 @@ fn inline_scalar(s: &str) -> Option<Value> {
             if b.len() == 1 || b[1] == b' ' {
                 None
             } else {
-                plain(s)
+                plain(s, discard)
             }
         }
         c if is_indicator(c) => None,
-        _ => plain(s),
+        _ => plain(s, discard),
     }
 }
 
-fn plain(s: &str) -> Option<Value> {
+fn plain(s: &str, discard: bool) -> Option<Value> {
     // `a: b` inside a value is a syntax error in block context.
     let b = s.as_bytes();
     if (0..b.len()).any(|i| b[i] == b':' && b.get(i + 1).is_none_or(|&c| c == b' ')) {
         return None;
+    }
+    // Any other plain scalar resolves (to a string at worst).
+    if discard {
+        return Some(Value::Null);
     }
     // Most plain scalars are words: only these first characters can make something else.
     if !matches!(
