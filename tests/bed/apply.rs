@@ -126,10 +126,24 @@ async fn add_update_remove_and_second_apply_writes_nothing() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("No changes."), "{out}");
     let again = get("prod", &ns).await;
+    // Not resourceVersion: the workload's controller may still write its status after the
+    // first apply. A write of perses-oci would move the generation or its managedFields entry.
+    let ours = |o: &Value| {
+        o["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["manager"] == "perses-oci")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        again["metadata"]["resourceVersion"],
-        after["metadata"]["resourceVersion"]
+        again["metadata"]["generation"],
+        after["metadata"]["generation"]
     );
+    assert!(!ours(&after).is_empty(), "{after}");
+    assert_eq!(ours(&again), ours(&after), "perses-oci wrote again");
+    assert_eq!(unmanaged(&again), unmanaged(&after));
     assert_eq!(
         again["metadata"]["generation"],
         after["metadata"]["generation"]
